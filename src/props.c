@@ -1,0 +1,289 @@
+/* props.c - the property table: names, types, defaults, validation. */
+#include "props.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compose.h"
+
+enum ptype { PT_STR, PT_INT, PT_BOOL, PT_ENUM, PT_LIST, PT_NA };
+
+struct propdef {
+	const char *name;       /* as in the reference */
+	const char *rcname;     /* rc file / long-option style name, or NULL */
+	enum ptype type;
+	size_t off;
+	const char *def;        /* default as text */
+	long min, max;          /* PT_INT range */
+	const char *const *names; /* PT_ENUM value names, index = value */
+	const char *why;        /* PT_NA: why it does not apply */
+};
+
+static const char *const importance_names[] = { "unspecified", "high", "normal", "low", NULL };
+static const char *const priority_names[] = { "unspecified", "normal", "urgent", "non-urgent", NULL };
+static const char *const sensitivity_names[] = { "unspecified", "personal", "private",
+						 "company-confidential", NULL };
+static const char *const msgid_names[] = { "MD5", "SHA1", "SHA256", NULL };
+static const char *const tls_names[] = { "auto", "implicit", "starttls", "off", NULL };
+
+#define O(f) offsetof(struct props, f)
+#define STR(n, rc, f, d) { n, rc, PT_STR, O(f), d, 0, 0, NULL, NULL }
+#define INT(n, rc, f, d, lo, hi) { n, rc, PT_INT, O(f), d, lo, hi, NULL, NULL }
+#define BOOL(n, rc, f, d) { n, rc, PT_BOOL, O(f), d, 0, 0, NULL, NULL }
+#define ENUM(n, rc, f, d, nm) { n, rc, PT_ENUM, O(f), d, 0, 0, nm, NULL }
+#define LIST(n, rc, f) { n, rc, PT_LIST, O(f), NULL, 0, 0, NULL, NULL }
+#define NA(n, why) { n, NULL, PT_NA, 0, NULL, 0, 0, NULL, why }
+
+static const struct propdef defs[] = {
+	/* Server and connection */
+	STR("MailServer", "host", mail_server, ""),
+	INT("MailPort", "port", mail_port, "25", 1, 65535),
+	STR("Hello", "hello", hello, ""),
+	INT("Timeout", "timeout", timeout, "60", 0, 86400),
+	INT("ConnectionTimeout", "connect_timeout", connection_timeout, "0", 0, 86400),
+	BOOL("AllowExtensions", "esmtp", allow_extensions, "true"),
+	STR("LocalHost", "source_ip", local_host, ""),
+	INT("LocalPort", "local_port", local_port, "0", 0, 65535),
+	BOOL("TcpNoDelay", "tcp_nodelay", tcp_nodelay, "true"),
+	ENUM("SSLStartMode", "tls", ssl_start_mode, "auto", tls_names),
+
+	/* Envelope */
+	STR("From", "from", from, ""),
+	STR("FullName", "full_name", full_name, ""),
+	STR("ReturnPath", "return_path", return_path, ""),
+	LIST("SendTo", "to", send_to),
+	LIST("Cc", "cc", cc),
+	LIST("BCc", "bcc", bcc),
+
+	/* Message */
+	STR("Subject", "subject", subject, ""),
+	STR("MessageText", "body", message_text, ""),
+	STR("BodyFile", "body_file", body_file, ""),
+	STR("Message", "message", message_file, ""),
+	LIST("OtherHeaders", "header", other_headers),
+	ENUM("Importance", "importance", importance, "unspecified", importance_names),
+	ENUM("Priority", "priority", priority, "unspecified", priority_names),
+	ENUM("Sensitivity", "sensitivity", sensitivity, "unspecified", sensitivity_names),
+	STR("ReplyTo", "reply_to", reply_to, ""),
+	STR("ReadReceiptTo", "read_receipt_to", read_receipt_to, ""),
+	STR("DeliveryNotificationTo", "delivery_notification_to", delivery_notification_to, ""),
+	STR("MessageDate", "date", message_date, "*"),
+	STR("MessageId", "message_id", message_id, "*"),
+
+	/* Authentication */
+	STR("AuthMechanism", "auth", auth_mechanism, "auto"),
+	STR("User", "user", user, ""),
+	STR("Password", "password", password, ""),
+	STR("PasswordCommand", "password_command", password_command, ""),
+	STR("AuthorizationIdentity", "authorization_identity", authorization_identity, ""),
+
+	/* Config settings */
+	BOOL("AllowEmptyTo", "allow_empty_to", allow_empty_to, "false"),
+	STR("Charset", "charset", charset, "UTF-8"),
+	INT("MaxHeaderLength", "max_header_length", max_header_length, "80", 20, 998),
+	BOOL("FoldHeaders", "fold_headers", fold_headers, "true"),
+	ENUM("MessageIdAlgorithm", "message_id_algorithm", message_id_algorithm, "SHA1", msgid_names),
+	BOOL("SendRSET", "send_rset", send_rset, "true"),
+	BOOL("StopOnToErrors", "stop_on_to_errors", stop_on_to_errors, "true"),
+	BOOL("StopOnCcErrors", "stop_on_cc_errors", stop_on_cc_errors, "true"),
+	BOOL("StopOnBccErrors", "stop_on_bcc_errors", stop_on_bcc_errors, "false"),
+	BOOL("MaskSensitiveData", "mask_sensitive_data", mask_sensitive_data, "true"),
+	INT("MaxLineLength", "max_line_length", max_line_length, "2048", 256, 1048576),
+	BOOL("IgnoreDots", "ignore_dots", ignore_dots, "false"),
+	BOOL("Trace", "trace", trace, "false"),
+
+	/* Reference settings that have no meaning for a command-line tool. */
+	NA("DoEvents", "smtpsend runs one operation per process; there is no event loop to pump"),
+	NA("ProcessIdleEvents", "smtpsend has no event loop"),
+	NA("SelectWaitMillis", "smtpsend has no event loop"),
+	NA("CodePage", "smtpsend works in UTF-8; set Charset for header encoding"),
+	NA("SSLProvider", "smtpsend always uses GnuTLS"),
+	NA("UseInternalSecurityAPI", "smtpsend always uses GnuTLS"),
+	NA("UseFIPSCompliantAPI", "FIPS mode is a GnuTLS/system setting (GNUTLS_FORCE_FIPS_MODE)"),
+	NA("LicenseInfo", "smtpsend is free software; see COPYING"),
+	NA("BuildInfo", "run smtpsend --version"),
+	NA("FirewallAutoDetect", "there are no system firewall settings to detect on Linux"),
+	NA("MessageHeadersString", "use --print to see the headers as they will be sent"),
+	NA("TransferText", "use --print to see the message as it will be sent"),
+};
+
+#define NDEFS (sizeof defs / sizeof defs[0])
+
+static const struct propdef *find(const char *name)
+{
+	for (size_t i = 0; i < NDEFS; i++) {
+		if (ascii_casecmp(defs[i].name, name) == 0)
+			return &defs[i];
+		if (defs[i].rcname && ascii_casecmp(defs[i].rcname, name) == 0)
+			return &defs[i];
+	}
+	return NULL;
+}
+
+static int set_value(struct props *p, const struct propdef *d, const char *v, struct err *e)
+{
+	void *field = (char *)p + d->off;
+	long n;
+	bool b;
+
+	switch (d->type) {
+	case PT_STR:
+		free(*(char **)field);
+		*(char **)field = xstrdup(v);
+		return 0;
+	case PT_LIST:
+		/* An empty value clears the list, so a later layer can undo an
+		 * earlier one. */
+		if (!*v)
+			sl_clear(field);
+		else
+			sl_add(field, v);
+		return 0;
+	case PT_INT:
+		if (!parse_long(v, d->min, d->max, &n)) {
+			err_set(e, ERR_CONFIG, 0, "%s: \"%s\" is not a whole number from %ld to %ld",
+				d->name, v, d->min, d->max);
+			return -1;
+		}
+		*(long *)field = n;
+		return 0;
+	case PT_BOOL:
+		if (!parse_bool(v, &b)) {
+			err_set(e, ERR_CONFIG, 0, "%s: \"%s\" is not true or false", d->name, v);
+			return -1;
+		}
+		*(bool *)field = b;
+		return 0;
+	case PT_ENUM:
+		for (long i = 0; d->names[i]; i++)
+			if (ascii_casecmp(d->names[i], v) == 0)
+				return *(long *)field = i, 0;
+		/* The reference also sets enums by number. */
+		for (n = 0; d->names[n]; n++)
+			;
+		if (parse_long(v, 0, n - 1, &n))
+			return *(long *)field = n, 0;
+		{
+			struct strbuf sb = STRBUF_INIT;
+			for (size_t i = 0; d->names[i]; i++)
+				sb_addf(&sb, "%s%s", i ? ", " : "", d->names[i]);
+			err_set(e, ERR_CONFIG, 0, "%s: \"%s\" is not one of %s", d->name, v, sb.s);
+			sb_free(&sb);
+		}
+		return -1;
+	case PT_NA:
+		err_set(e, ERR_CONFIG, 0, "%s does not apply to smtpsend: %s", d->name, d->why);
+		return -1;
+	}
+	return -1;
+}
+
+void props_init(struct props *p)
+{
+	memset(p, 0, sizeof *p);
+	struct err e;
+	for (size_t i = 0; i < NDEFS; i++)
+		if (defs[i].def && set_value(p, &defs[i], defs[i].def, &e) < 0)
+			abort(); /* a bad default is a bug in the table */
+}
+
+void props_free(struct props *p)
+{
+	for (size_t i = 0; i < NDEFS; i++) {
+		void *field = (char *)p + defs[i].off;
+		if (defs[i].type == PT_STR) {
+			free(*(char **)field);
+			*(char **)field = NULL;
+		} else if (defs[i].type == PT_LIST) {
+			sl_free(field);
+		}
+	}
+}
+
+int props_set(struct props *p, const char *name, const char *value, struct err *e)
+{
+	const struct propdef *d = find(name);
+	if (!d) {
+		err_set(e, ERR_USAGE, 0, "unknown setting \"%s\" (smtpsend --list-settings shows them all)",
+			name);
+		return -1;
+	}
+	/* CR or LF in any setting would end up in a command or a header:
+	 * header injection.  OtherHeaders may hold a leading empty line (the
+	 * reference's "replace all headers" case) but that arrives as an empty
+	 * list entry, not as a raw CR LF. */
+	if (strpbrk(value, "\r\n")) {
+		err_set(e, ERR_CONFIG, 0, "%s: line breaks are not allowed in a value", d->name);
+		return -1;
+	}
+	return set_value(p, d, value, e);
+}
+
+int props_get(const struct props *p, const char *name, struct strbuf *out, struct err *e)
+{
+	const struct propdef *d = find(name);
+	if (!d) {
+		err_set(e, ERR_USAGE, 0, "unknown setting \"%s\"", name);
+		return -1;
+	}
+	const void *field = (const char *)p + d->off;
+	sb_reset(out);
+	switch (d->type) {
+	case PT_STR:
+		if (props_is_secret(d->name) && **(char *const *)field)
+			sb_adds(out, "********");
+		else
+			sb_adds(out, *(char *const *)field);
+		break;
+	case PT_INT:
+		sb_addf(out, "%ld", *(const long *)field);
+		break;
+	case PT_BOOL:
+		sb_adds(out, *(const bool *)field ? "true" : "false");
+		break;
+	case PT_ENUM:
+		sb_adds(out, d->names[*(const long *)field]);
+		break;
+	case PT_LIST: {
+		const struct strlist *l = field;
+		for (size_t i = 0; i < l->n; i++)
+			sb_addf(out, "%s%s", i ? ", " : "", l->v[i]);
+		break;
+	}
+	case PT_NA:
+		err_set(e, ERR_CONFIG, 0, "%s does not apply to smtpsend: %s", d->name, d->why);
+		return -1;
+	}
+	return 0;
+}
+
+bool props_is_secret(const char *name)
+{
+	return ascii_casecmp(name, "Password") == 0 || ascii_casecmp(name, "password") == 0 ||
+	       ascii_casecmp(name, "AuthorizationIdentity") == 0 ||
+	       ascii_casecmp(name, "authorization_identity") == 0;
+}
+
+void props_list(FILE *out)
+{
+	static const char *const tname[] = { "string", "number", "boolean", "choice", "list", "n/a" };
+	for (size_t i = 0; i < NDEFS; i++) {
+		const struct propdef *d = &defs[i];
+		if (d->type == PT_NA) {
+			fprintf(out, "%-24s %-26s not applicable: %s\n", d->name, "", d->why);
+			continue;
+		}
+		fprintf(out, "%-24s %-26s %-8s", d->name, d->rcname ? d->rcname : "", tname[d->type]);
+		if (d->type == PT_INT)
+			fprintf(out, " %ld..%ld", d->min, d->max);
+		if (d->type == PT_ENUM) {
+			fputs(" ", out);
+			for (size_t k = 0; d->names[k]; k++)
+				fprintf(out, "%s%s", k ? "|" : "", d->names[k]);
+		}
+		if (d->def)
+			fprintf(out, " (default \"%s\")", d->def);
+		fputc('\n', out);
+	}
+}

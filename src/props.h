@@ -1,0 +1,98 @@
+/* props.h - the property set: every property and config setting of the
+ * SMTP component reference that applies to a command-line tool.
+ *
+ * Every way of setting a property (the rc files, -O Name=Value, the
+ * dedicated command-line flags) goes through props_set(), which finds the
+ * property by its reference name or its rc name (case-insensitively),
+ * checks the value against the property's type and stores it.  Layers are
+ * applied in order, system rc < user rc < account < command line; each
+ * layer only carries what it set, so a later layer overrides exactly the
+ * properties it names. */
+#ifndef SMTPSEND_PROPS_H
+#define SMTPSEND_PROPS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include "err.h"
+#include "util.h"
+
+enum tls_mode { TLS_AUTO, TLS_IMPLICIT, TLS_STARTTLS, TLS_OFF };
+
+struct props {
+	/* Server and connection */
+	char *mail_server;          /* MailServer (host) */
+	long mail_port;             /* MailPort (port) */
+	char *hello;                /* Hello; "" = local host name */
+	long timeout;               /* Timeout, seconds, 0 = none */
+	long connection_timeout;    /* ConnectionTimeout, 0 = Timeout */
+	bool allow_extensions;      /* AllowExtensions (EHLO) */
+	char *local_host;           /* LocalHost: source address */
+	long local_port;            /* LocalPort */
+	bool tcp_nodelay;           /* TcpNoDelay */
+	long ssl_start_mode;        /* SSLStartMode (tls): enum tls_mode */
+
+	/* Envelope */
+	char *from;                 /* From */
+	char *full_name;            /* -F: display name of From */
+	char *return_path;          /* ReturnPath: envelope sender if set */
+	struct strlist send_to;     /* SendTo */
+	struct strlist cc;          /* Cc */
+	struct strlist bcc;         /* BCc */
+
+	/* Message given by flags */
+	char *subject;              /* Subject */
+	char *message_text;         /* MessageText (--body) */
+	char *body_file;            /* --body-file */
+	char *message_file;         /* Message: raw message file, "-" = stdin */
+	struct strlist other_headers; /* OtherHeaders (--header) */
+	long importance, priority, sensitivity;
+	char *reply_to, *read_receipt_to, *delivery_notification_to;
+	char *message_date;         /* MessageDate, "*" = now */
+	char *message_id;           /* MessageId, "*" = generate */
+
+	/* Authentication (stored; used by the SASL layer) */
+	char *auth_mechanism;       /* AuthMechanism (auth) */
+	char *user;                 /* User */
+	char *password;             /* Password (rc only, never argv) */
+	char *password_command;     /* password_command */
+	char *authorization_identity;
+
+	/* Config settings */
+	bool allow_empty_to;
+	char *charset;
+	long max_header_length;
+	bool fold_headers;
+	long message_id_algorithm;  /* enum msgid_alg */
+	bool send_rset;
+	bool stop_on_to_errors, stop_on_cc_errors, stop_on_bcc_errors;
+	bool mask_sensitive_data;
+	long max_line_length;       /* MaxLineLength: longest server line kept */
+	bool ignore_dots;           /* -i / -oi */
+
+	/* Output */
+	bool trace;                 /* -v: protocol trace on stderr */
+};
+
+/* Fill p with the reference defaults.  Free with props_free(). */
+void props_init(struct props *p);
+void props_free(struct props *p);
+
+/* Set property `name` (reference or rc name, any case) from text.  List
+ * properties (SendTo, Cc, BCc, OtherHeaders) append.  Errors: ERR_USAGE
+ * for an unknown name ("unknown setting") and ERR_CONFIG for a value of
+ * the wrong type or range; the caller re-labels them with a file and line
+ * when they come from an rc file. */
+int props_set(struct props *p, const char *name, const char *value, struct err *e);
+
+/* Write the current value of `name` as text into out (reset first).
+ * Errors: ERR_USAGE for an unknown name. */
+int props_get(const struct props *p, const char *name, struct strbuf *out, struct err *e);
+
+/* Does name hold a secret (Password, ...)?  Such values come from the rc
+ * file or a command, never from argv, and are masked in traces. */
+bool props_is_secret(const char *name);
+
+/* Print "Name (rc name) type default" for every setting, for --help-settings. */
+void props_list(FILE *out);
+
+#endif
