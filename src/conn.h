@@ -1,0 +1,92 @@
+/* conn.h - a connection to the server: a transport behind a small ops
+ * table (TCP now, TLS and proxies stacked the same way), with a bounded
+ * buffered line reader, a buffered writer and deadlines.
+ *
+ * Protocol code never sees a file descriptor: deliver.c reads lines and
+ * writes bytes through these functions, and a test can plug in its own
+ * ops. */
+#ifndef SMTPSEND_CONN_H
+#define SMTPSEND_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "err.h"
+
+#define CONN_RBUF_SIZE 16384
+#define CONN_WBUF_SIZE 65536
+
+struct conn;
+
+struct conn_ops {
+	/* Read up to len bytes, waiting until deadline_ms (monotonic clock;
+	 * 0 = no deadline).  Returns the count, 0 at end of stream, -1 on
+	 * error (ERR_TEMP for timeouts and resets). */
+	ssize_t (*read)(struct conn *c, void *buf, size_t len, int64_t deadline_ms, struct err *e);
+	/* Write up to len bytes (at least one unless an error). */
+	ssize_t (*write)(struct conn *c, const void *buf, size_t len, int64_t deadline_ms,
+			 struct err *e);
+	/* Bytes the transport has already decoded but not handed out. */
+	size_t (*pending)(struct conn *c);
+	void (*close)(struct conn *c);
+};
+
+struct conn {
+	const struct conn_ops *ops;
+	void *ctx;              /* the transport's own state */
+	int fd;                 /* the socket, for transports that need it */
+	long timeout_s;         /* inactivity timeout per reply / per write */
+	char peer[300];           /* "host [addr]:port", for messages */
+
+	char rbuf[CONN_RBUF_SIZE];
+	char longline[1024];    /* start of a line too long for rbuf */
+	size_t rstart, rend;
+	char wbuf[CONN_WBUF_SIZE];
+	size_t wlen;
+	bool eof;
+
+	uint64_t bytes_in, bytes_out;
+};
+
+int64_t conn_now_ms(void);
+
+/* Initialise c around ops/ctx/fd. */
+void conn_init(struct conn *c, const struct conn_ops *ops, void *ctx, int fd, long timeout_s);
+
+/* Read one line (LF-terminated; a CR before the LF is dropped).  *line
+ * points into the connection's buffer and stays valid until the next
+ * read.  A line longer than the buffer is cut: *truncated is set and the
+ * rest up to the LF is discarded.  deadline_ms bounds the whole line.
+ * Errors: ERR_TEMP (timeout 201, connection closed 1120/162). */
+int conn_read_line(struct conn *c, const char **line, size_t *len, bool *truncated,
+		   int64_t deadline_ms, struct err *e);
+
+/* Bytes received but not yet consumed (buffered here or in the transport). */
+size_t conn_unread(struct conn *c);
+
+/* Buffered write; the buffer is flushed when full.  Errors: ERR_TEMP. */
+int conn_write(struct conn *c, const void *buf, size_t len, struct err *e);
+int conn_flush(struct conn *c, struct err *e);
+
+/* Deadline for a reply starting now. */
+int64_t conn_deadline(const struct conn *c);
+
+void conn_close(struct conn *c);
+
+/* TCP transport (conn_tcp.c). */
+struct tcp_opts {
+	const char *host;
+	int port;
+	const char *source;     /* LocalHost: bind to this address, or NULL */
+	int source_port;        /* LocalPort */
+	long connect_timeout_s; /* whole connect, all addresses */
+	long timeout_s;
+	bool nodelay;
+};
+/* Resolve and connect (every address in turn within one deadline).
+ * Errors: ERR_NOHOST (unknown host, 11001), ERR_TEMP (refused, timeout,
+ * temporary DNS failure), ERR_OS. */
+int conn_tcp_open(struct conn *c, const struct tcp_opts *o, struct err *e);
+
+#endif

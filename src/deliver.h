@@ -1,0 +1,31 @@
+/* deliver.h - the pump between the session and the connection: the only
+ * file that knows both.  Connects, feeds replies to the session, writes
+ * its commands, streams the message body through the dot-stuffer. */
+#ifndef SMTPSEND_DELIVER_H
+#define SMTPSEND_DELIVER_H
+
+#include <stdbool.h>
+#include "conn.h"
+#include "err.h"
+#include "message.h"
+#include "props.h"
+#include "session.h"
+
+struct deliver_result {
+	bool delivered;        /* 2xx after the final dot */
+	bool possibly_delivered; /* connection lost after the dot */
+	struct caps caps;      /* what the server offered */
+};
+
+/* Send one message to the server described by p.  Per-recipient results
+ * are left in env.  Returns 0 when the message was accepted (possibly for
+ * only some recipients), -1 otherwise with e set.  Errors: every class
+ * the connection and the session produce. */
+int deliver_message(const struct props *p, struct message *m, struct envelope *env,
+		    struct deliver_result *res, struct err *e);
+
+/* The EHLO/HELO name: Hello if set, else this host's fully qualified
+ * name, else "localhost".  Returned string is static. */
+const char *deliver_hello_name(const struct props *p);
+
+#endif

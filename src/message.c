@@ -1,0 +1,94 @@
+/* message.c - stream the outgoing message from the spool. */
+#include "message.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MESSAGE_BLOCK (256 * 1024)
+
+void message_init(struct message *m)
+{
+	memset(m, 0, sizeof *m);
+	m->sp.fd = -1;
+}
+
+void message_free(struct message *m)
+{
+	spool_free(&m->sp);
+	sb_free(&m->prefix);
+	free(m->skip_start);
+	free(m->skip_end);
+	memset(m, 0, sizeof *m);
+	m->sp.fd = -1;
+}
+
+void message_skip_header(struct message *m, size_t i)
+{
+	off_t s = m->sp.hdr[i].start, e = m->sp.hdr[i].end;
+	size_t at = m->nskip;
+	m->skip_start = xrealloc(m->skip_start, (m->nskip + 1) * sizeof *m->skip_start);
+	m->skip_end = xrealloc(m->skip_end, (m->nskip + 1) * sizeof *m->skip_end);
+	/* keep the ranges sorted: headers are few, insertion is fine */
+	while (at > 0 && m->skip_start[at - 1] > s) {
+		m->skip_start[at] = m->skip_start[at - 1];
+		m->skip_end[at] = m->skip_end[at - 1];
+		at--;
+	}
+	m->skip_start[at] = s;
+	m->skip_end[at] = e;
+	m->nskip++;
+}
+
+uint64_t message_size(const struct message *m)
+{
+	uint64_t n = m->prefix.len + m->sp.wire_size;
+	for (size_t i = 0; i < m->nskip; i++) {
+		uint64_t cut = (uint64_t)(m->skip_end[i] - m->skip_start[i]);
+		/* the wire size counts CR LF; a skipped LF-only line is one
+		 * byte shorter in the spool than on the wire */
+		n -= cut < n ? cut : n;
+	}
+	return n;
+}
+
+/* Stream spool bytes [from, to) through sink. */
+static int stream_range(const struct message *m, char *buf, off_t from, off_t to,
+			message_sink sink, void *ctx, struct err *e)
+{
+	while (from < to) {
+		size_t want = (size_t)(to - from) < MESSAGE_BLOCK ? (size_t)(to - from) : MESSAGE_BLOCK;
+		ssize_t n = pread(m->sp.fd, buf, want, from);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err_set(e, ERR_IO, SEED_FILE, "reading the spooled message: %s",
+				n < 0 ? strerror(errno) : "unexpected end of file");
+			return -1;
+		}
+		if (sink(ctx, buf, (size_t)n, e) < 0)
+			return -1;
+		from += n;
+	}
+	return 0;
+}
+
+int message_stream(const struct message *m, message_sink sink, void *ctx, struct err *e)
+{
+	int rc = 0;
+	if (m->prefix.len && sink(ctx, m->prefix.s, m->prefix.len, e) < 0)
+		return -1;
+	char *buf = xmalloc(MESSAGE_BLOCK);
+	off_t pos = 0;
+	for (size_t i = 0; i < m->nskip && rc == 0; i++) {
+		if (m->skip_start[i] > pos)
+			rc = stream_range(m, buf, pos, m->skip_start[i], sink, ctx, e);
+		if (m->skip_end[i] > pos)
+			pos = m->skip_end[i];
+	}
+	if (rc == 0)
+		rc = stream_range(m, buf, pos, m->sp.size, sink, ctx, e);
+	free(buf);
+	return rc;
+}

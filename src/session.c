@@ -1,0 +1,426 @@
+/* session.c - the SMTP client state machine (RFC 5321, RFC 2920). */
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static const char *const state_names[] = {
+	[S_GREETING] = "GREETING", [S_EHLO] = "EHLO", [S_HELO] = "HELO", [S_MAIL] = "MAIL",
+	[S_DATA] = "DATA", [S_BODY] = "BODY", [S_DOT] = "DOT", [S_QUIT] = "QUIT", [S_DONE] = "DONE",
+};
+
+const char *session_state_name(enum sess_state st)
+{
+	return state_names[st];
+}
+
+/* Every state change goes through here, so the trace shows them all. */
+static void set_state(struct session *s, enum sess_state st)
+{
+	if (s->state != st)
+		log_info("state %s -> %s", state_names[s->state], state_names[st]);
+	s->state = st;
+}
+
+void session_init(struct session *s, const struct session_cfg *cfg, struct envelope *env)
+{
+	memset(s, 0, sizeof *s);
+	s->cfg = cfg;
+	s->env = env;
+	s->state = S_GREETING;
+	s->quit_ok = true;
+}
+
+size_t session_expected(const struct session *s)
+{
+	return s->qlen;
+}
+
+static void push(struct session *s, enum cmd_kind k, size_t idx)
+{
+	size_t at = (s->qhead + s->qlen) % SESSION_MAXQ;
+	s->q[at].kind = k;
+	s->q[at].idx = idx;
+	s->qlen++;
+}
+
+/* Fail the transaction with the server's reply attached (error 161). */
+static void fail_reply(struct session *s, enum err_class cls, const char *what,
+		       const struct reply *r)
+{
+	char line[600];
+	if (s->failed)
+		return;
+	s->failed = true;
+	reply_first_line(r, line, sizeof line);
+	err_set(&s->err, cls, SEED_PROTOCOL, "%s: %s", what, line);
+	s->err.reply = r->code;
+	snprintf(s->err.enhanced, sizeof s->err.enhanced, "%s", r->enhanced);
+	if (r->code == 421) {
+		/* The server is closing the channel: no QUIT. */
+		s->quit_ok = false;
+	}
+}
+
+static void fail(struct session *s, enum err_class cls, int code, const char *msg)
+{
+	if (s->failed)
+		return;
+	s->failed = true;
+	err_set(&s->err, cls, code, "%s", msg);
+}
+
+/* A reply's class decides temporary versus permanent once, here. */
+static enum err_class class_of(const struct reply *r, enum err_class permanent)
+{
+	return reply_class(r) == 4 ? ERR_TEMP : permanent;
+}
+
+static void parse_caps(struct session *s, const struct reply *r)
+{
+	struct caps *c = &s->caps;
+	size_t pos = 0;
+	const char *l;
+	size_t len;
+	bool first = true;
+
+	memset(c, 0, sizeof *c);
+	c->esmtp = true;
+	while (reply_next_line(r, &pos, &l, &len)) {
+		char kw[64];
+		size_t k = 0;
+		if (first) {
+			/* the first line is the server's greeting text */
+			first = false;
+			continue;
+		}
+		while (k < len && k < sizeof kw - 1 && l[k] != ' ' && l[k] != '=') {
+			kw[k] = l[k];
+			k++;
+		}
+		kw[k] = '\0';
+		const char *arg = k < len ? l + k + 1 : "";
+		size_t alen = k < len ? len - k - 1 : 0;
+		if (ascii_casecmp(kw, "PIPELINING") == 0)
+			c->pipelining = true;
+		else if (ascii_casecmp(kw, "8BITMIME") == 0)
+			c->eightbitmime = true;
+		else if (ascii_casecmp(kw, "SMTPUTF8") == 0)
+			c->smtputf8 = true;
+		else if (ascii_casecmp(kw, "DSN") == 0)
+			c->dsn = true;
+		else if (ascii_casecmp(kw, "CHUNKING") == 0)
+			c->chunking = true;
+		else if (ascii_casecmp(kw, "STARTTLS") == 0)
+			c->starttls = true;
+		else if (ascii_casecmp(kw, "ENHANCEDSTATUSCODES") == 0)
+			c->enhanced = true;
+		else if (ascii_casecmp(kw, "SIZE") == 0) {
+			c->size = true;
+			c->size_max = 0;
+			for (size_t i = 0; i < alen && arg[i] >= '0' && arg[i] <= '9'; i++) {
+				if (c->size_max > (UINT64_MAX - 9) / 10)
+					break;
+				c->size_max = c->size_max * 10 + (uint64_t)(arg[i] - '0');
+			}
+		} else if (ascii_casecmp(kw, "AUTH") == 0) {
+			size_t n = alen < sizeof c->auth - 1 ? alen : sizeof c->auth - 1;
+			memcpy(c->auth, arg, n);
+			c->auth[n] = '\0';
+		}
+	}
+}
+
+/* Queue MAIL (first time), the next batch of RCPTs, and DATA when every
+ * recipient has been asked for.  Without PIPELINING one command at a time. */
+static void next_batch(struct session *s, struct strbuf *out)
+{
+	struct envelope *env = s->env;
+	bool pipe = s->caps.pipelining;
+	size_t batch = 0;
+
+	if (s->next_rcpt == 0 && !s->mail_ok && s->qlen == 0 && !s->got_354) {
+		sb_addf(out, "MAIL FROM:<%s>", env->from);
+		if (s->caps.size && env->size)
+			sb_addf(out, " SIZE=%llu", (unsigned long long)env->size);
+		if (env->body_8bit && s->caps.eightbitmime)
+			sb_adds(out, " BODY=8BITMIME");
+		if (env->smtputf8 && s->caps.smtputf8)
+			sb_adds(out, " SMTPUTF8");
+		sb_adds(out, "\r\n");
+		push(s, C_MAIL, 0);
+		if (!pipe)
+			return;
+	}
+	while (s->next_rcpt < env->nrcpt && batch < SESSION_RCPT_BATCH) {
+		sb_addf(out, "RCPT TO:<%s>\r\n", env->rcpt[s->next_rcpt].addr);
+		push(s, C_RCPT, s->next_rcpt);
+		s->next_rcpt++;
+		batch++;
+		if (!pipe)
+			return;
+	}
+	if (s->next_rcpt == env->nrcpt) {
+		sb_adds(out, "DATA\r\n");
+		push(s, C_DATA, 0);
+		set_state(s, S_DATA);
+	}
+}
+
+/* Before MAIL: can this server take this message at all? */
+static bool check_server_fit(struct session *s)
+{
+	struct envelope *env = s->env;
+	char msg[256];
+
+	if (env->body_8bit && !s->caps.eightbitmime) {
+		fail(s, ERR_DATA, SEED_PROTOCOL,
+		     "the message holds 8-bit data but the server does not offer 8BITMIME; "
+		     "encode it (quoted-printable or base64) or use a server that accepts 8-bit mail");
+		return false;
+	}
+	if (env->smtputf8 && !s->caps.smtputf8) {
+		fail(s, ERR_DATA, SEED_PROTOCOL,
+		     "an address needs SMTPUTF8 (non-ASCII local part) but the server does not offer it");
+		return false;
+	}
+	if (s->caps.size && s->caps.size_max && env->size > s->caps.size_max) {
+		snprintf(msg, sizeof msg,
+			 "the message is %llu bytes but the server accepts at most %llu (SIZE)",
+			 (unsigned long long)env->size, (unsigned long long)s->caps.size_max);
+		fail(s, ERR_DATA, SEED_PROTOCOL, msg);
+		return false;
+	}
+	return true;
+}
+
+enum sess_action session_next(struct session *s, struct strbuf *out)
+{
+	if (s->qlen)
+		return ACT_SEND; /* replies still owed: read them first */
+
+	if (s->failed && s->state != S_QUIT && s->state != S_DONE) {
+		if (s->got_354 && !s->body_sent) {
+			/* DATA was accepted but the message must not go out:
+			 * the only safe way back is to drop the connection
+			 * before the final dot, which aborts the transaction. */
+			set_state(s, S_DONE);
+			return ACT_ABORT;
+		}
+		if (!s->quit_ok) {
+			set_state(s, S_DONE);
+			return ACT_ABORT;
+		}
+		set_state(s, S_QUIT);
+		sb_adds(out, "QUIT\r\n");
+		push(s, C_QUIT, 0);
+		return ACT_SEND;
+	}
+
+	switch (s->state) {
+	case S_GREETING:
+		push(s, C_GREETING, 0);
+		return ACT_SEND;
+	case S_EHLO:
+		sb_addf(out, "EHLO %s\r\n", s->cfg->hello);
+		push(s, C_EHLO, 0);
+		return ACT_SEND;
+	case S_HELO:
+		sb_addf(out, "HELO %s\r\n", s->cfg->hello);
+		push(s, C_HELO, 0);
+		return ACT_SEND;
+	case S_MAIL:
+		if (s->next_rcpt == 0 && !s->mail_ok && !check_server_fit(s))
+			return session_next(s, out);
+		next_batch(s, out);
+		return ACT_SEND;
+	case S_DATA:
+		/* DATA has been answered (qlen == 0). */
+		if (s->got_354) {
+			set_state(s, S_BODY);
+			return ACT_SEND_BODY;
+		}
+		return session_next(s, out);
+	case S_BODY:
+		return ACT_SEND_BODY;
+	case S_DOT:
+		/* the dot has been answered */
+		set_state(s, S_QUIT);
+		sb_adds(out, "QUIT\r\n");
+		push(s, C_QUIT, 0);
+		return ACT_SEND;
+	case S_QUIT:
+	case S_DONE:
+		set_state(s, S_DONE);
+		return ACT_DONE;
+	}
+	return ACT_DONE;
+}
+
+static bool stops_on(const struct session *s, enum rcpt_kind k)
+{
+	switch (k) {
+	case RCPT_TO: return s->cfg->stop_on_to;
+	case RCPT_CC: return s->cfg->stop_on_cc;
+	case RCPT_BCC: return s->cfg->stop_on_bcc;
+	}
+	return true;
+}
+
+static void on_rcpt(struct session *s, size_t idx, const struct reply *r)
+{
+	struct rcpt *rc = &s->env->rcpt[idx];
+	char line[600];
+
+	rc->code = r->code;
+	free(rc->reply);
+	rc->reply = xstrdup(reply_first_line(r, line, sizeof line));
+	if (!s->mail_ok) {
+		/* pipelined after a refused MAIL: not this recipient's fault */
+		rc->code = 0;
+		return;
+	}
+	if (reply_class(r) == 2) {
+		rc->accepted = true;
+		s->accepted++;
+		return;
+	}
+	log_info("recipient <%s> refused: %s", rc->addr, line);
+	if (r->code == 421) {
+		fail_reply(s, ERR_TEMP, "server closing the connection", r);
+		return;
+	}
+	if (stops_on(s, rc->kind) && !s->stop) {
+		s->stop = true;
+		char what[400];
+		snprintf(what, sizeof what, "server refused RCPT <%.300s>", rc->addr);
+		fail_reply(s, class_of(r, ERR_RCPT), what, r);
+	}
+}
+
+int session_reply(struct session *s, const struct reply *r)
+{
+	if (!s->qlen)
+		return -1;
+	enum cmd_kind k = s->q[s->qhead].kind;
+	size_t idx = s->q[s->qhead].idx;
+	s->qhead = (s->qhead + 1) % SESSION_MAXQ;
+	s->qlen--;
+
+	int cls = reply_class(r);
+	switch (k) {
+	case C_GREETING:
+		if (cls == 2) {
+			set_state(s, s->cfg->allow_extensions ? S_EHLO : S_HELO);
+			return 0;
+		}
+		fail_reply(s, class_of(r, ERR_UNAVAILABLE), "server refused the connection", r);
+		/* After a 554 greeting the server still expects QUIT (RFC 5321 3.1). */
+		return -1;
+	case C_EHLO:
+		if (cls == 2) {
+			parse_caps(s, r);
+			set_state(s, S_MAIL);
+			return 0;
+		}
+		if (r->code == 500 || r->code == 502) {
+			log_info("EHLO not understood; falling back to HELO");
+			set_state(s, S_HELO);
+			return 0;
+		}
+		fail_reply(s, class_of(r, ERR_UNAVAILABLE), "server refused EHLO", r);
+		return -1;
+	case C_HELO:
+		if (cls == 2) {
+			memset(&s->caps, 0, sizeof s->caps);
+			set_state(s, S_MAIL);
+			return 0;
+		}
+		fail_reply(s, class_of(r, ERR_UNAVAILABLE), "server refused HELO", r);
+		return -1;
+	case C_MAIL:
+		if (cls == 2) {
+			s->mail_ok = true;
+			return 0;
+		}
+		{
+			char what[400];
+			snprintf(what, sizeof what, "server refused sender <%.300s>", s->env->from);
+			/* 5.7.x is policy (authentication, relaying): the
+			 * service is not available to us as configured. */
+			enum err_class perm = r->enhanced[0] == '5' && r->enhanced[2] == '7'
+						      ? ERR_UNAVAILABLE : ERR_DATA;
+			fail_reply(s, class_of(r, perm), what, r);
+		}
+		return -1;
+	case C_RCPT:
+		on_rcpt(s, idx, r);
+		return s->failed ? -1 : 0;
+	case C_DATA:
+		if (r->code == 354) {
+			s->got_354 = true;
+			if (!s->failed && s->accepted == 0) {
+				/* RFC 2920: DATA pipelined after refused
+				 * recipients; never send a message to nobody. */
+				fail(s, ERR_RCPT, SEED_NO_RCPT,
+				     "the server accepted no recipient; nothing was sent");
+			}
+			return s->failed ? -1 : 0;
+		}
+		if (s->failed)
+			return -1; /* the DATA refusal only echoes the earlier error */
+		if (s->accepted == 0) {
+			fail_reply(s, class_of(r, ERR_RCPT), "no recipient accepted", r);
+			return -1;
+		}
+		fail_reply(s, class_of(r, ERR_UNAVAILABLE), "server refused DATA", r);
+		return -1;
+	case C_DOT:
+		if (cls == 2) {
+			s->delivered = true;
+			return 0;
+		}
+		fail_reply(s, class_of(r, ERR_DATA), "server refused the message", r);
+		return -1;
+	case C_QUIT:
+		/* Whatever the server says to QUIT, we are done. */
+		set_state(s, S_DONE);
+		return 0;
+	}
+	return -1;
+}
+
+void session_body_sent(struct session *s)
+{
+	s->body_sent = true;
+	push(s, C_DOT, 0);
+	set_state(s, S_DOT);
+}
+
+void session_conn_failed(struct session *s, const struct err *e)
+{
+	s->quit_ok = false;
+	if (s->state == S_QUIT || s->delivered) {
+		/* lost after delivery (waiting for 221): harmless */
+		set_state(s, S_DONE);
+		s->qlen = 0;
+		return;
+	}
+	if (!s->failed) {
+		s->failed = true;
+		s->err = *e;
+		if (s->body_sent) {
+			/* The final dot went out but no reply came back: the
+			 * server may have accepted the message. */
+			char msg[sizeof s->err.msg];
+			snprintf(msg, sizeof msg, "%.700s after the message was sent: it may have been "
+				 "delivered (possible duplicate if sent again)", e->msg);
+			snprintf(s->err.msg, sizeof s->err.msg, "%s", msg);
+		}
+	}
+	s->qlen = 0;
+	set_state(s, S_DONE);
+}

@@ -1,0 +1,113 @@
+/* session.h - the SMTP client state machine, without I/O.
+ *
+ * The session is fed server replies and yields the commands to send; it
+ * never touches a socket, so a unit test can drive it with a scripted
+ * transcript.  deliver.c pumps it:
+ *
+ *     while ((act = session_next(s, &out)) != ACT_DONE) {
+ *             ACT_SEND:      write out (may be empty), then read
+ *                            session_expected(s) replies into session_reply()
+ *             ACT_SEND_BODY: stream the message, then session_body_sent()
+ *             ACT_ABORT:     close the connection without another byte
+ *     }
+ *
+ * Commands are pipelined when the server offers PIPELINING: MAIL, up to
+ * 100 RCPTs and DATA go out in one write. */
+#ifndef SMTPSEND_SESSION_H
+#define SMTPSEND_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "err.h"
+#include "reply.h"
+#include "util.h"
+
+enum rcpt_kind { RCPT_TO, RCPT_CC, RCPT_BCC };
+
+struct rcpt {
+	char *addr;            /* envelope form, no angle brackets */
+	enum rcpt_kind kind;
+	int code;              /* reply code to RCPT, 0 = not sent */
+	char *reply;           /* first line of the reply, sanitised */
+	bool accepted;
+};
+
+struct envelope {
+	char *from;            /* reverse path, "" for the null sender */
+	struct rcpt *rcpt;
+	size_t nrcpt;
+	uint64_t size;         /* message size on the wire, for SIZE= */
+	bool body_8bit;        /* needs BODY=8BITMIME */
+	bool smtputf8;         /* needs SMTPUTF8 */
+};
+
+struct caps {
+	bool esmtp, pipelining, eightbitmime, smtputf8, dsn, chunking, starttls, enhanced;
+	bool size;
+	uint64_t size_max;     /* 0 = no limit announced */
+	char auth[256];        /* mechanisms offered, space separated */
+};
+
+struct session_cfg {
+	const char *hello;
+	bool allow_extensions;
+	bool stop_on_to, stop_on_cc, stop_on_bcc;
+	bool allow_empty_to;
+};
+
+enum sess_state {
+	S_GREETING, S_EHLO, S_HELO, S_MAIL, S_DATA, S_BODY, S_DOT, S_QUIT, S_DONE,
+};
+
+enum sess_action { ACT_SEND, ACT_SEND_BODY, ACT_ABORT, ACT_DONE };
+
+enum cmd_kind { C_GREETING, C_EHLO, C_HELO, C_MAIL, C_RCPT, C_DATA, C_DOT, C_QUIT };
+
+#define SESSION_RCPT_BATCH 100
+#define SESSION_MAXQ (SESSION_RCPT_BATCH + 4)
+
+struct session {
+	const struct session_cfg *cfg;
+	struct envelope *env;
+	enum sess_state state;
+	struct caps caps;
+
+	struct { enum cmd_kind kind; size_t idx; } q[SESSION_MAXQ];
+	size_t qhead, qlen;
+
+	size_t next_rcpt;      /* next recipient to send RCPT for */
+	size_t accepted;       /* recipients accepted */
+	bool mail_ok;          /* MAIL FROM accepted */
+	bool got_354;
+	bool stop;             /* a StopOn*Errors recipient was refused */
+	bool failed;           /* err is set; the transaction is over */
+	bool quit_ok;          /* the connection is sound enough to QUIT */
+	bool delivered;        /* 2xx after the final dot */
+	bool body_sent;        /* the final dot went out: point of no return */
+
+	struct err err;        /* why the session failed, when failed */
+};
+
+void session_init(struct session *s, const struct session_cfg *cfg, struct envelope *env);
+
+/* The next step; commands, if any, are appended to out (CR LF ended). */
+enum sess_action session_next(struct session *s, struct strbuf *out);
+
+/* Replies still owed by the server for commands already yielded. */
+size_t session_expected(const struct session *s);
+
+/* Feed the reply to the oldest outstanding command.  Returns -1 when the
+ * reply ends the session (s->err says why; the caller still follows
+ * session_next(), which may yield QUIT). */
+int session_reply(struct session *s, const struct reply *r);
+
+/* The message body and its terminator have been written. */
+void session_body_sent(struct session *s);
+
+/* The connection broke (e is the transport error): record it, taking
+ * the point of no return into account. */
+void session_conn_failed(struct session *s, const struct err *e);
+
+const char *session_state_name(enum sess_state st);
+
+#endif
