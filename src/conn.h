@@ -37,6 +37,7 @@ struct conn {
 	void *ctx;              /* the transport's own state */
 	int fd;                 /* the socket, for transports that need it */
 	long timeout_s;         /* inactivity timeout per reply / per write */
+	bool loopback;          /* the peer is this machine */
 	char peer[300];           /* "host [addr]:port", for messages */
 
 	char rbuf[CONN_RBUF_SIZE];

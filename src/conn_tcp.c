@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <idn2.h>
 #include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -100,6 +101,19 @@ static void addr_text(const struct sockaddr *sa, socklen_t len, char *buf, size_
 	if (getnameinfo(sa, len, h, sizeof h, NULL, 0, NI_NUMERICHOST) != 0)
 		snprintf(h, sizeof h, "?");
 	snprintf(buf, bufsz, "%s", h);
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+	}
+	return false;
 }
 
 /* Bind the socket to the LocalHost / LocalPort the user asked for.
@@ -234,13 +248,16 @@ int conn_tcp_open(struct conn *c, const struct tcp_opts *o, struct err *e)
 	long cto = o->connect_timeout_s ? o->connect_timeout_s : o->timeout_s;
 	int64_t deadline = cto > 0 ? conn_now_ms() + (int64_t)cto * 1000 : 0;
 	int fd = -1;
+	bool loopback = false;
 	char addr[NI_MAXHOST], shown[sizeof c->peer];
 	for (ai = res; ai; ai = ai->ai_next) {
 		addr_text(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr);
 		snprintf(shown, sizeof shown, "%.200s [%.64s]:%d", o->host, addr, o->port);
 		fd = try_connect(ai, o, deadline, shown, e);
-		if (fd >= 0)
+		if (fd >= 0) {
+			loopback = is_loopback(ai->ai_addr);
 			break;
+		}
 		if (e->cls != ERR_TEMP)
 			break;
 	}
@@ -256,6 +273,7 @@ int conn_tcp_open(struct conn *c, const struct tcp_opts *o, struct err *e)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
 	conn_init(c, &tcp_ops, NULL, fd, o->timeout_s);
+	c->loopback = loopback;
 	snprintf(c->peer, sizeof c->peer, "%s", shown);
 	return 0;
 }

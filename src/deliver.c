@@ -144,6 +144,14 @@ int deliver_message(const struct props *p, struct message *m, struct envelope *e
 	if (conn_tcp_open(&c, &to, e) < 0)
 		return -1;
 	log_info("connected to %s", c.peer);
+	if (p->ssl_start_mode == TLS_AUTO && !c.loopback) {
+		/* The default never sends in plaintext to another machine. */
+		err_set(e, ERR_UNAVAILABLE, SEED_TLS_HANDSHAKE,
+			"%s is not on this machine and TLS is not available in this version; "
+			"use --tls=off to send in plaintext anyway", c.peer);
+		conn_close(&c);
+		return -1;
+	}
 
 	env->size = message_size(m);
 	session_init(&s, &cfg, env);

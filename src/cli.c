@@ -1,0 +1,210 @@
+/* cli.c - command-line flags mapped onto property names. */
+#include "cli.h"
+
+#include <popt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "props.h"
+
+enum {
+	OPT_BASE = 1000,   /* vals >= OPT_BASE index props_map[] */
+	OPT_SET = 1,       /* -O Name=Value */
+	OPT_CONFIG,
+	OPT_ACCOUNT,
+	OPT_PRINT,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT_LIST,
+	OPT_SENDMAIL_O,    /* -oX sendmail option letters */
+};
+
+/* A flag that sets one property: (property, fixed value or NULL = the
+ * flag's argument). */
+struct flagmap {
+	const char *prop;
+	const char *fixed;
+};
+
+static const struct flagmap props_map[] = {
+	{ "MailServer", NULL },          /* 0 --host */
+	{ "MailPort", NULL },            /* 1 --port */
+	{ "From", NULL },                /* 2 --from -f -r */
+	{ "FullName", NULL },            /* 3 -F --full-name */
+	{ "SendTo", NULL },              /* 4 --to */
+	{ "Cc", NULL },                  /* 5 --cc */
+	{ "BCc", NULL },                 /* 6 --bcc */
+	{ "Subject", NULL },             /* 7 */
+	{ "MessageText", NULL },         /* 8 --body */
+	{ "BodyFile", NULL },            /* 9 --body-file */
+	{ "OtherHeaders", NULL },        /* 10 --header */
+	{ "Importance", NULL },          /* 11 */
+	{ "Priority", NULL },            /* 12 */
+	{ "Sensitivity", NULL },         /* 13 */
+	{ "ReplyTo", NULL },             /* 14 */
+	{ "ReadReceiptTo", NULL },       /* 15 */
+	{ "DeliveryNotificationTo", NULL }, /* 16 */
+	{ "ReturnPath", NULL },          /* 17 */
+	{ "MessageDate", NULL },         /* 18 --date */
+	{ "MessageId", NULL },           /* 19 --message-id */
+	{ "Hello", NULL },               /* 20 */
+	{ "Timeout", NULL },             /* 21 */
+	{ "ConnectionTimeout", NULL },   /* 22 --connect-timeout */
+	{ "AllowExtensions", "false" },  /* 23 --no-esmtp */
+	{ "Trace", "true" },             /* 24 -v --trace */
+	{ "LocalHost", NULL },           /* 25 --source-ip */
+	{ "SSLStartMode", NULL },        /* 26 --tls */
+	{ "Message", NULL },             /* 27 --message */
+	{ "IgnoreDots", "true" },        /* 28 -i */
+	{ "User", NULL },                /* 29 --user */
+	{ "AuthMechanism", NULL },       /* 30 --auth */
+	{ "PasswordCommand", NULL },     /* 31 --password-command */
+	{ "LocalPort", NULL },           /* 32 --source-port */
+};
+
+#define M(i) (OPT_BASE + (i))
+
+static const struct poptOption table[] = {
+	{ "host", 0, POPT_ARG_STRING, NULL, M(0), "mail server (MailServer)", "HOST" },
+	{ "port", 0, POPT_ARG_STRING, NULL, M(1), "server port (MailPort, default 25)", "PORT" },
+	{ "from", 'f', POPT_ARG_STRING, NULL, M(2), "sender address (From; envelope sender too)", "ADDR" },
+	{ NULL, 'r', POPT_ARG_STRING | POPT_ARGFLAG_DOC_HIDDEN, NULL, M(2), "same as -f", "ADDR" },
+	{ "full-name", 'F', POPT_ARG_STRING, NULL, M(3), "sender's full name for the From header", "NAME" },
+	{ "to", 0, POPT_ARG_STRING, NULL, M(4), "To recipient(s), comma separated, repeatable (SendTo)", "ADDRS" },
+	{ "cc", 0, POPT_ARG_STRING, NULL, M(5), "Cc recipient(s), repeatable", "ADDRS" },
+	{ "bcc", 0, POPT_ARG_STRING, NULL, M(6), "Bcc recipient(s): envelope only, never a header", "ADDRS" },
+	{ "subject", 0, POPT_ARG_STRING, NULL, M(7), "compose a message with this Subject", "TEXT" },
+	{ "body", 0, POPT_ARG_STRING, NULL, M(8), "compose a message with this body (MessageText)", "TEXT" },
+	{ "body-file", 0, POPT_ARG_STRING, NULL, M(9), "compose a message with the body read from FILE", "FILE" },
+	{ "message", 0, POPT_ARG_STRING, NULL, M(27), "read the raw message from FILE instead of stdin", "FILE" },
+	{ "header", 0, POPT_ARG_STRING, NULL, M(10), "extra header 'Name: value', repeatable (OtherHeaders)", "HEADER" },
+	{ "importance", 0, POPT_ARG_STRING, NULL, M(11), "high, normal or low", "LEVEL" },
+	{ "priority", 0, POPT_ARG_STRING, NULL, M(12), "normal, urgent or non-urgent", "LEVEL" },
+	{ "sensitivity", 0, POPT_ARG_STRING, NULL, M(13), "personal, private or company-confidential", "LEVEL" },
+	{ "reply-to", 0, POPT_ARG_STRING, NULL, M(14), "Reply-To header", "ADDR" },
+	{ "read-receipt-to", 0, POPT_ARG_STRING, NULL, M(15), "Disposition-Notification-To header", "ADDR" },
+	{ "delivery-notification-to", 0, POPT_ARG_STRING, NULL, M(16), "Return-Receipt-To header", "ADDR" },
+	{ "return-path", 0, POPT_ARG_STRING, NULL, M(17), "envelope sender (MAIL FROM) if not From", "ADDR" },
+	{ "date", 0, POPT_ARG_STRING, NULL, M(18), "Date header; * = now (default), empty = none", "DATE" },
+	{ "message-id", 0, POPT_ARG_STRING, NULL, M(19), "Message-ID; * = generate (default), empty = none", "ID" },
+	{ "hello", 0, POPT_ARG_STRING, NULL, M(20), "name sent with EHLO/HELO (default: this host)", "NAME" },
+	{ "timeout", 0, POPT_ARG_STRING, NULL, M(21), "inactivity timeout in seconds (default 60)", "SECONDS" },
+	{ "connect-timeout", 0, POPT_ARG_STRING, NULL, M(22), "timeout for connecting (default: --timeout)", "SECONDS" },
+	{ "no-esmtp", 0, POPT_ARG_NONE, NULL, M(23), "send HELO, never EHLO (AllowExtensions=false)", NULL },
+	{ "source-ip", 0, POPT_ARG_STRING, NULL, M(25), "connect from this local address (LocalHost)", "ADDR" },
+	{ "source-port", 0, POPT_ARG_STRING, NULL, M(32), "connect from this local port (LocalPort)", "PORT" },
+	{ "tls", 0, POPT_ARG_STRING, NULL, M(26), "auto, starttls, implicit or off (SSLStartMode)", "MODE" },
+	{ "user", 0, POPT_ARG_STRING, NULL, M(29), "user name for authentication", "USER" },
+	{ "auth", 0, POPT_ARG_STRING, NULL, M(30), "authentication mechanism (auto, none, ...)", "MECH" },
+	{ "password-command", 0, POPT_ARG_STRING, NULL, M(31), "command whose first output line is the password", "CMD" },
+	{ NULL, 'i', POPT_ARG_NONE, NULL, M(28), "a line with a single dot does not end the message", NULL },
+	{ "trace", 'v', POPT_ARG_NONE, NULL, M(24), "show the SMTP dialogue on stderr (secrets masked)", NULL },
+	{ "set", 'O', POPT_ARG_STRING, NULL, OPT_SET, "set a setting by its name; -O Name alone prints it", "NAME=VALUE" },
+	{ NULL, 'o', POPT_ARG_STRING, NULL, OPT_SENDMAIL_O, "sendmail option: -oi is -i; others are accepted and ignored", "X" },
+	{ "config", 'C', POPT_ARG_STRING, NULL, OPT_CONFIG, "read this rc file instead of ~/.smtpsendrc", "FILE" },
+	{ "account", 'a', POPT_ARG_STRING, NULL, OPT_ACCOUNT, "use this account of the rc file", "NAME" },
+	{ "print", 0, POPT_ARG_NONE, NULL, OPT_PRINT, "show the envelope and the exact message, send nothing", NULL },
+	{ "list-settings", 0, POPT_ARG_NONE, NULL, OPT_LIST, "list every setting with its type and default", NULL },
+	{ "version", 'V', POPT_ARG_NONE, NULL, OPT_VERSION, "show version and compiled-in features", NULL },
+	{ "help", 'h', POPT_ARG_NONE, NULL, OPT_HELP, "show this help", NULL },
+	POPT_TABLEEND
+};
+
+static void add(struct cli *c, const char *key, const char *value)
+{
+	sl_add(&c->keys, key);
+	sl_add(&c->values, value);
+}
+
+int cli_parse(int argc, const char **argv, struct cli *c, struct err *e)
+{
+	memset(c, 0, sizeof *c);
+	poptContext pc = poptGetContext("smtpsend", argc, argv, table, 0);
+	int rc, ret = 0;
+
+	while ((rc = poptGetNextOpt(pc)) > 0) {
+		char *arg = poptGetOptArg(pc);
+		if (rc >= OPT_BASE) {
+			const struct flagmap *m = &props_map[rc - OPT_BASE];
+			add(c, m->prop, m->fixed ? m->fixed : (arg ? arg : ""));
+		} else if (rc == OPT_SET) {
+			char *eq = strchr(arg, '=');
+			if (!eq) {
+				sl_add(&c->queries, arg);
+			} else {
+				*eq = '\0';
+				if (props_is_secret(arg)) {
+					err_set(e, ERR_USAGE, 0,
+						"%s must not be given on the command line (other users can read it "
+						"in the process list); put it in the rc file or use password_command",
+						arg);
+					free(arg);
+					ret = -1;
+					break;
+				}
+				add(c, arg, eq + 1);
+			}
+		} else if (rc == OPT_SENDMAIL_O) {
+			/* -oi (and -oi written -o i) is "ignore dots"; the other
+			 * sendmail -o options have no meaning for a submission
+			 * client and are accepted so callers keep working. */
+			if (strcmp(arg, "i") == 0)
+				add(c, "IgnoreDots", "true");
+		} else if (rc == OPT_CONFIG) {
+			free(c->config_file);
+			c->config_file = xstrdup(arg);
+		} else if (rc == OPT_ACCOUNT) {
+			free(c->account);
+			c->account = xstrdup(arg);
+		} else if (rc == OPT_PRINT) {
+			c->print = true;
+		} else if (rc == OPT_HELP) {
+			c->help = true;
+		} else if (rc == OPT_VERSION) {
+			c->version = true;
+		} else if (rc == OPT_LIST) {
+			c->list_settings = true;
+		}
+		free(arg);
+	}
+	if (ret == 0 && rc < -1) {
+		err_set(e, ERR_USAGE, 0, "%s: %s (see smtpsend --help)",
+			poptBadOption(pc, POPT_BADOPTION_NOALIAS), poptStrerror(rc));
+		ret = -1;
+	}
+	if (ret == 0) {
+		const char *a;
+		while ((a = poptGetArg(pc)) != NULL)
+			sl_add(&c->recipients, a);
+	}
+	poptFreeContext(pc);
+	return ret;
+}
+
+void cli_free(struct cli *c)
+{
+	sl_free(&c->keys);
+	sl_free(&c->values);
+	sl_free(&c->recipients);
+	sl_free(&c->queries);
+	free(c->config_file);
+	free(c->account);
+	memset(c, 0, sizeof *c);
+}
+
+const char *cli_get(const struct cli *c, const char *name)
+{
+	for (size_t i = c->keys.n; i-- > 0;)
+		if (ascii_casecmp(c->keys.v[i], name) == 0)
+			return c->values.v[i];
+	return NULL;
+}
+
+void cli_usage(FILE *out)
+{
+	const char *argv[] = { "smtpsend", NULL };
+	poptContext pc = poptGetContext("smtpsend", 1, argv, table, 0);
+	poptSetOtherOptionHelp(pc, "[OPTION...] [--] [RECIPIENT...]  < message");
+	poptPrintHelp(pc, out, 0);
+	poptFreeContext(pc);
+}
