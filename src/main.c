@@ -400,6 +400,10 @@ static int complete_raw(const struct props *p, const struct envelope *env, struc
 				 p->message_id, p->message_id[0] == '<' ? "" : ">");
 		sb_addf(&m->prefix, "Message-ID: %s\r\n", buf);
 	}
+	/* A message without a header block: what we add becomes its header,
+	 * so it needs the empty line that separates it from the body. */
+	if (m->prefix.len && m->sp.header_end == 0 && m->sp.size > 0)
+		sb_adds(&m->prefix, "\r\n");
 	return 0;
 }
 
