@@ -168,7 +168,8 @@ static int load_settings(const struct cli *c, struct props *p, struct err *e)
 	for (size_t i = 0; ret == 0 && i < c->keys.n; i++) {
 		if (props_set(p, c->keys.v[i], c->values.v[i], e) < 0) {
 			/* a bad value on the command line is a usage error */
-			e->cls = ERR_USAGE;
+			if (e->cls == ERR_CONFIG)
+				e->cls = ERR_USAGE;
 			ret = -1;
 		}
 	}

@@ -214,7 +214,7 @@ int props_set(struct props *p, const char *name, const char *value, struct err *
 	 * reference's "replace all headers" case) but that arrives as an empty
 	 * list entry, not as a raw CR LF. */
 	if (strpbrk(value, "\r\n")) {
-		err_set(e, ERR_CONFIG, 0, "%s: line breaks are not allowed in a value", d->name);
+		err_set(e, ERR_DATA, 0, "%s: line breaks are not allowed in a value", d->name);
 		return -1;
 	}
 	return set_value(p, d, value, e);
