@@ -308,6 +308,10 @@ static int compose_to_spool(const struct props *p, const struct strlist *to, str
 	}
 	if (compose_scan_body(body, &is8, &qp, e) < 0)
 		goto done;
+	/* With caller-supplied headers nothing may be added, not even a
+	 * Content-Transfer-Encoding: the body must go as it is. */
+	if (compose_raw_headers(&in))
+		qp = false;
 	if (compose_headers(&in, is8, qp, &hdr, e) < 0)
 		goto done;
 	out = tmpfile();
@@ -406,6 +410,16 @@ static int complete_raw(const struct props *p, const struct envelope *env, struc
 	if (m->prefix.len && m->sp.header_end == 0 && m->sp.size > 0)
 		sb_adds(&m->prefix, "\r\n");
 	return 0;
+}
+
+static bool headers_8bit(const struct message *m)
+{
+	for (size_t i = 0; i < m->sp.nhdr; i++) {
+		for (const unsigned char *c = (const unsigned char *)m->sp.hdr[i].value; *c; c++)
+			if (*c >= 0x80)
+				return true;
+	}
+	return false;
 }
 
 /* --print: the envelope, then the message exactly as the server will
@@ -537,6 +551,10 @@ static int run(struct props *p, bool print_only, struct err *e)
 		goto out;
 	}
 	env.body_8bit = m.sp.has_8bit;
+	/* Composed headers keep addresses as the user wrote them: UTF-8 there
+	 * is RFC 6532 and needs SMTPUTF8 end to end. */
+	if (compose_mode(p) && headers_8bit(&m))
+		env.smtputf8 = true;
 	env.size = message_size(&m);
 
 	if (print_only) {

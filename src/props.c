@@ -133,12 +133,9 @@ static int set_value(struct props *p, const struct propdef *d, const char *v, st
 		*(char **)field = xstrdup(v);
 		return 0;
 	case PT_LIST:
-		/* An empty value clears the list, so a later layer can undo an
-		 * earlier one. */
-		if (!*v)
-			sl_clear(field);
-		else
-			sl_add(field, v);
+		/* Lists only grow.  An empty OtherHeaders entry first is the
+		 * reference's "replace the computed headers" marker. */
+		sl_add(field, v);
 		return 0;
 	case PT_INT:
 		if (!parse_long(v, d->min, d->max, &n)) {
