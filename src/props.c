@@ -206,11 +206,11 @@ int props_set(struct props *p, const char *name, const char *value, struct err *
 			name);
 		return -1;
 	}
-	/* CR or LF in any setting would end up in a command or a header:
-	 * header injection.  OtherHeaders may hold a leading empty line (the
+	/* CR or LF in any setting but the body text would end up in a
+	 * command or a header: header injection.  OtherHeaders may hold a leading empty line (the
 	 * reference's "replace all headers" case) but that arrives as an empty
 	 * list entry, not as a raw CR LF. */
-	if (strpbrk(value, "\r\n")) {
+	if (d->off != offsetof(struct props, message_text) && strpbrk(value, "\r\n")) {
 		err_set(e, ERR_DATA, 0, "%s: line breaks are not allowed in a value", d->name);
 		return -1;
 	}
