@@ -101,7 +101,7 @@ static const struct poptOption table[] = {
 	{ "trace", 'v', POPT_ARG_NONE, NULL, M(24), "show the SMTP dialogue on stderr (secrets masked)", NULL },
 	{ "set", 'O', POPT_ARG_STRING, NULL, OPT_SET, "set a setting by its name; -O Name alone prints it", "NAME=VALUE" },
 	{ NULL, 'o', POPT_ARG_STRING, NULL, OPT_SENDMAIL_O, "sendmail option: -oi is -i; others are accepted and ignored", "X" },
-	{ "config", 'C', POPT_ARG_STRING, NULL, OPT_CONFIG, "read this rc file instead of ~/.smtpsendrc", "FILE" },
+	{ "config", 'C', POPT_ARG_STRING, NULL, OPT_CONFIG, "read only this rc file (not /etc/smtpsendrc, not ~/.smtpsendrc)", "FILE" },
 	{ "account", 'a', POPT_ARG_STRING, NULL, OPT_ACCOUNT, "use this account of the rc file", "NAME" },
 	{ "print", 0, POPT_ARG_NONE, NULL, OPT_PRINT, "show the envelope and the exact message, send nothing", NULL },
 	{ "list-settings", 0, POPT_ARG_NONE, NULL, OPT_LIST, "list every setting with its type and default", NULL },

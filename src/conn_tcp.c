@@ -111,6 +111,8 @@ static bool is_loopback(const struct sockaddr *sa)
 	}
 	if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+			return in6->sin6_addr.s6_addr[12] == 127;
 		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
 	}
 	return false;

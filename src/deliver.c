@@ -11,6 +11,8 @@
 #include "log.h"
 #include "reply.h"
 
+volatile sig_atomic_t deliver_progress = DELIVER_NOT_SENT;
+
 const char *deliver_hello_name(const struct props *p)
 {
 	static char name[256];
@@ -95,6 +97,8 @@ static int send_body(struct conn *c, const struct message *m, struct err *e)
 	uint64_t before = c->bytes_out + c->wlen;
 	rc = message_stream(m, body_sink, &b, e);
 	if (rc == 0) {
+		/* From here on the server may get the final dot. */
+		deliver_progress = DELIVER_UNCONFIRMED;
 		size_t n = dotstuff_finish(&b.ds, tail);
 		rc = conn_write(c, tail, n, e);
 	}
@@ -146,7 +150,7 @@ int deliver_message(const struct props *p, struct message *m, struct envelope *e
 	log_info("connected to %s", c.peer);
 	if (p->ssl_start_mode == TLS_AUTO && !c.loopback) {
 		/* The default never sends in plaintext to another machine. */
-		err_set(e, ERR_UNAVAILABLE, SEED_TLS_HANDSHAKE,
+		err_set(e, ERR_UNAVAILABLE, 0,
 			"%s is not on this machine and TLS is not available in this version; "
 			"use --tls=off to send in plaintext anyway", c.peer);
 		conn_close(&c);
@@ -187,6 +191,8 @@ int deliver_message(const struct props *p, struct message *m, struct envelope *e
 				break;
 			}
 			session_reply(&s, &r);
+			if (s.delivered)
+				deliver_progress = DELIVER_CONFIRMED;
 		}
 		/* A server that sends more than it was asked for would make us
 		 * pair replies with the wrong commands. */

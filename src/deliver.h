@@ -11,6 +11,13 @@
 #include "props.h"
 #include "session.h"
 
+#include <signal.h>
+
+/* How far the current message got, for a signal handler: after the final
+ * dot and before the reply the message may have been delivered. */
+enum { DELIVER_NOT_SENT, DELIVER_UNCONFIRMED, DELIVER_CONFIRMED };
+extern volatile sig_atomic_t deliver_progress;
+
 struct deliver_result {
 	bool delivered;        /* 2xx after the final dot */
 	bool possibly_delivered; /* connection lost after the dot */

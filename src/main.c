@@ -73,9 +73,19 @@ static int fail(const struct err *e)
  * has the message unless the final dot went out, so stop at once. */
 static void on_signal(int sig)
 {
-	static const char msg[] = "smtpsend: error 301: interrupted; the message was not sent\n";
+	static const char not_sent[] = "smtpsend: error 301: interrupted; the message was not sent\n";
+	static const char maybe[] = "smtpsend: error 301: interrupted after the message was sent "
+				    "and before the server confirmed it: it may have been delivered\n";
 	(void)sig;
-	(void)!write(2, msg, sizeof msg - 1);
+	switch (deliver_progress) {
+	case DELIVER_CONFIRMED:
+		_exit(EX_OK); /* the server has the message; only QUIT was left */
+	case DELIVER_UNCONFIRMED:
+		(void)!write(2, maybe, sizeof maybe - 1);
+		break;
+	default:
+		(void)!write(2, not_sent, sizeof not_sent - 1);
+	}
 	_exit(EX_TEMPFAIL);
 }
 
@@ -98,7 +108,10 @@ static int apply_rc_setting(void *ctx, const char *key, const char *value, const
 			    int line, struct err *e)
 {
 	struct apply_ctx *a = ctx;
-	/* The account keyword "from" is also the From property. */
+	/* An account's "from" is the sender address, unless it is a pattern
+	 * ("*@example.org") that only chooses the account. */
+	if (ascii_casecmp(key, "from") == 0 && strpbrk(value, "*?["))
+		return 0;
 	if (props_set(a->p, key, value, e) < 0) {
 		char msg[sizeof e->msg];
 		snprintf(msg, sizeof msg, "%.200s:%d: %.800s", path, line, e->msg);
@@ -142,15 +155,30 @@ static int apply_rc_file(const char *path, bool must_exist, const char *account,
 	return ret;
 }
 
+/* The bare address in a -f/--from value ("Name <a@b>" -> "a@b"), for
+ * choosing the account; NULL when there is none. */
+static char *bare_address(const char *text)
+{
+	struct addr a;
+	struct err ignored;
+	char *out = NULL;
+	if (!text || addr_parse_one(text, ADDR_ALLOW_LOCAL, &a, &ignored) < 0)
+		return NULL;
+	out = a.domain ? xasprintf("%s@%s", a.local, a.domain) : xstrdup(a.local);
+	addr_free(&a);
+	return out;
+}
+
 static int load_settings(const struct cli *c, struct props *p, struct err *e)
 {
-	const char *from = cli_get(c, "ReturnPath");
+	const char *given = cli_get(c, "ReturnPath");
 	bool found = false;
 	char *user_rc = NULL;
 	int ret = 0;
 
-	if (!from)
-		from = cli_get(c, "From");
+	if (!given)
+		given = cli_get(c, "From");
+	char *from = bare_address(given);
 	if (c->config_file) {
 		ret = apply_rc_file(c->config_file, true, c->account, from, p, &found, e);
 	} else {
@@ -160,6 +188,7 @@ static int load_settings(const struct cli *c, struct props *p, struct err *e)
 			ret = apply_rc_file(user_rc, false, c->account, from, p, &found, e);
 	}
 	free(user_rc);
+	free(from);
 	if (ret == 0 && c->account && !found) {
 		err_set(e, ERR_CONFIG, 0, "no account \"%s\" in %s", c->account,
 			c->config_file ? c->config_file : "the rc files");
@@ -256,6 +285,33 @@ static char *login_name(void)
 static bool compose_mode(const struct props *p)
 {
 	return *p->subject || *p->message_text || *p->body_file;
+}
+
+/* Header flags shape a composed message; a raw message is sent as the
+ * caller wrote it, so silently dropping them would surprise. */
+static int compose_only_flags(const struct props *p, struct err *e)
+{
+	const char *flag = NULL;
+	if (p->other_headers.n)
+		flag = "--header";
+	else if (*p->reply_to)
+		flag = "--reply-to";
+	else if (*p->read_receipt_to)
+		flag = "--read-receipt-to";
+	else if (*p->delivery_notification_to)
+		flag = "--delivery-notification-to";
+	else if (p->importance)
+		flag = "--importance";
+	else if (p->priority)
+		flag = "--priority";
+	else if (p->sensitivity)
+		flag = "--sensitivity";
+	if (!flag)
+		return 0;
+	err_set(e, ERR_USAGE, 0,
+		"%s applies when composing (--subject, --body or --body-file); a message read "
+		"from standard input is sent as it is", flag);
+	return -1;
 }
 
 static int compose_to_spool(const struct props *p, const struct strlist *to, struct message *m,
@@ -364,8 +420,9 @@ static int complete_raw(const struct props *p, const struct envelope *env, struc
 
 	for (size_t i = 0; i < m->sp.nhdr; i++) {
 		const char *n = m->sp.hdr[i].name;
-		if (ascii_casecmp(n, "Bcc") == 0 || ascii_casecmp(n, "Resent-Bcc") == 0)
-			message_skip_header(m, i);
+		if ((ascii_casecmp(n, "Bcc") == 0 || ascii_casecmp(n, "Resent-Bcc") == 0) &&
+		    message_skip_header(m, i, e) < 0)
+			return -1;
 	}
 	if (spool_find_header(&m->sp, "Date") < 0 && strcmp(p->message_date, "") != 0) {
 		if (strcmp(p->message_date, "*") == 0)
@@ -465,6 +522,15 @@ static int print_message(const struct envelope *env, const struct message *m, st
 
 static int check_policy(const struct props *p, struct err *e)
 {
+	/* Never send unauthenticated when the user asked for authentication. */
+	if (*p->user || *p->password || *p->password_command ||
+	    (ascii_casecmp(p->auth_mechanism, "auto") != 0 &&
+	     ascii_casecmp(p->auth_mechanism, "none") != 0)) {
+		err_set(e, ERR_CONFIG, 0,
+			"authentication (user, password, auth) is not available in this version of "
+			"smtpsend; remove those settings to send without it");
+		return -1;
+	}
 	if (p->ssl_start_mode == TLS_STARTTLS || p->ssl_start_mode == TLS_IMPLICIT) {
 		err_set(e, ERR_CONFIG, 0,
 			"tls %s is not available in this version of smtpsend; use --tls=off for a "
@@ -491,7 +557,10 @@ static int run(struct props *p, bool print_only, struct err *e)
 		status = fail(e);
 		goto out;
 	}
-	if (env.nrcpt == 0 || (p->send_to.n == 0 && !p->allow_empty_to)) {
+	size_t nto = 0;
+	for (size_t i = 0; i < env.nrcpt; i++)
+		nto += env.rcpt[i].kind == RCPT_TO;
+	if (env.nrcpt == 0 || (nto == 0 && !p->allow_empty_to)) {
 		err_set(e, ERR_USAGE, SEED_NO_RCPT,
 			"no recipient given: name one as an argument or with --to "
 			"(or set AllowEmptyTo with --cc/--bcc)");
@@ -522,7 +591,7 @@ static int run(struct props *p, bool print_only, struct err *e)
 			status = fail(e);
 			goto out;
 		}
-	} else if (read_raw(p, &m, e) < 0) {
+	} else if (compose_only_flags(p, e) < 0 || read_raw(p, &m, e) < 0) {
 		status = fail(e);
 		goto out;
 	}

@@ -24,10 +24,26 @@ void message_free(struct message *m)
 	m->sp.fd = -1;
 }
 
-void message_skip_header(struct message *m, size_t i)
+int message_skip_header(struct message *m, size_t i, struct err *e)
 {
-	off_t s = m->sp.hdr[i].start, e = m->sp.hdr[i].end;
-	size_t at = m->nskip;
+	off_t s = m->sp.hdr[i].start, end = m->sp.hdr[i].end;
+	size_t len = (size_t)(end - s), at = m->nskip;
+	char *buf = xmalloc(len ? len : 1);
+
+	/* SIZE= counts CR LF line ends: a field written with bare LFs is
+	 * longer on the wire than in the spool. */
+	if (pread(m->sp.fd, buf, len, s) != (ssize_t)len) {
+		err_set(e, ERR_IO, SEED_FILE, "reading the spooled message: %s", strerror(errno));
+		free(buf);
+		return -1;
+	}
+	uint64_t wire = len;
+	for (size_t k = 0; k < len; k++)
+		if (buf[k] == '\n' && (k == 0 || buf[k - 1] != '\r'))
+			wire++;
+	free(buf);
+	m->skip_wire += wire;
+
 	m->skip_start = xrealloc(m->skip_start, (m->nskip + 1) * sizeof *m->skip_start);
 	m->skip_end = xrealloc(m->skip_end, (m->nskip + 1) * sizeof *m->skip_end);
 	/* keep the ranges sorted: headers are few, insertion is fine */
@@ -37,20 +53,15 @@ void message_skip_header(struct message *m, size_t i)
 		at--;
 	}
 	m->skip_start[at] = s;
-	m->skip_end[at] = e;
+	m->skip_end[at] = end;
 	m->nskip++;
+	return 0;
 }
 
 uint64_t message_size(const struct message *m)
 {
 	uint64_t n = m->prefix.len + m->sp.wire_size;
-	for (size_t i = 0; i < m->nskip; i++) {
-		uint64_t cut = (uint64_t)(m->skip_end[i] - m->skip_start[i]);
-		/* the wire size counts CR LF; a skipped LF-only line is one
-		 * byte shorter in the spool than on the wire */
-		n -= cut < n ? cut : n;
-	}
-	return n;
+	return m->skip_wire < n ? n - m->skip_wire : 0;
 }
 
 /* Stream spool bytes [from, to) through sink. */

@@ -17,13 +17,14 @@ struct message {
 	off_t *skip_start;      /* byte ranges of the spool left out, sorted */
 	off_t *skip_end;
 	size_t nskip;
+	uint64_t skip_wire;     /* wire size (CR LF line ends) of the skipped ranges */
 };
 
 void message_init(struct message *m);
 void message_free(struct message *m);
 
-/* Leave out header i of the spool (e.g. Bcc). */
-void message_skip_header(struct message *m, size_t i);
+/* Leave out header i of the spool (e.g. Bcc).  Errors: ERR_IO. */
+int message_skip_header(struct message *m, size_t i, struct err *e);
 
 /* Bytes on the wire before dot-stuffing (CR LF line ends), for SIZE=. */
 uint64_t message_size(const struct message *m);

@@ -68,7 +68,8 @@ static bool is_secret(const char *key, const char *value)
 {
 	static const char *const keys[] = {
 		"password", "firewallpassword", "proxy_password",
-		"tls_key_password", "authorizationidentity",
+		"tls_key_password", "authorizationidentity", "authorization_identity",
+		"tls_cert_password",
 	};
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (ascii_casecmp(key, keys[i]) == 0)
@@ -374,7 +375,10 @@ int rcfile_load(const char *path, struct rcfile *rc, struct err *e)
 	 * has no effect on reading a regular file. */
 	int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
-		err_set(e, ERR_NOINPUT, SEED_FILE, "%s: %s", path, strerror(errno));
+		/* Only a file that is not there may be skipped by the caller; one
+		 * that is there but unreadable is a configuration error. */
+		err_set(e, errno == ENOENT ? ERR_NOINPUT : ERR_CONFIG, SEED_FILE, "%s: %s", path,
+			strerror(errno));
 		rcfile_free(rc);
 		return -1;
 	}

@@ -12,7 +12,7 @@
 
 _Noreturn void util_die_nomem(void)
 {
-	static const char msg[] = "smtpsend: error 70: out of memory\n";
+	static const char msg[] = "smtpsend: error: out of memory\n";
 	(void)!write(2, msg, sizeof msg - 1);
 	_exit(EX_OSERR);
 }

@@ -119,3 +119,23 @@ setup() {
 	[ "${lines[1]}" = "RCPT TO:<a@example.test>" ]
 	[[ "$output" == *"Subject: x"* ]]
 }
+
+@test "authentication settings are refused rather than silently ignored" {
+	run "$SMTPSEND" --host 127.0.0.1 --user bob --from me@example.test a@example.test <<<"hi"
+	[ "$status" -eq 78 ]
+	[[ "$output" == *"authentication"* ]]
+}
+
+@test "an empty --to does not count as a To recipient" {
+	run "$SMTPSEND" --print --from me@example.test --to '' --cc c@example.test <<<"hi"
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"error 165"* ]]
+}
+
+@test "header flags with a raw message on stdin are refused, not dropped" {
+	run "$SMTPSEND" --print --from me@example.test --header 'X-A: b' a@example.test <<<"hi"
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"--header applies when composing"* ]]
+	run "$SMTPSEND" --print --from me@example.test --importance high a@example.test <<<"hi"
+	[ "$status" -eq 64 ]
+}

@@ -91,6 +91,29 @@ EOF
 	[ "$output" = smtp.work.example.test ]
 	run "$SMTPSEND" -f me@home.example.test -O host
 	[ "$output" = smtp.home.example.test ]
+	# the full "Name <addr>" form chooses by its address
+	run "$SMTPSEND" -f 'Me <me@home.example.test>' -O host
+	[ "$output" = smtp.home.example.test ]
+	# a pattern chooses the account but is never used as the sender
+	run "$SMTPSEND" -a work -O From
+	[ "$output" = "" ]
+}
+
+@test "an rc file that exists but cannot be read is an error, not skipped" {
+	printf 'host x\n' >"$HOME/.smtpsendrc"
+	chmod 000 "$HOME/.smtpsendrc"
+	if [ "$(id -u)" -eq 0 ]; then
+		skip "root reads any file"
+	fi
+	run "$SMTPSEND" -O host
+	[ "$status" -eq 78 ]
+}
+
+@test "a world-readable file holding an OAuth token is refused" {
+	printf 'host x\nauthorization_identity Bearer abc\n' >"$HOME/.smtpsendrc"
+	chmod 644 "$HOME/.smtpsendrc"
+	run "$SMTPSEND" -O host
+	[ "$status" -eq 78 ]
 }
 
 @test "an unknown account: exit 78" {

@@ -237,3 +237,30 @@ ehlo SIZE 100')"
 	run send --hello 'two words' a@example.test
 	[ "$status" -eq 78 ]
 }
+
+@test "SIGTERM before the message went out: exit 75, 'not sent'" {
+	smtpd_start "$(smtpd_script <<<'on MAIL* silence')"
+	printf 'Subject: hi\n\nhello\n' >"$BATS_TEST_TMPDIR/m"
+	"$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test a@example.test \
+		<"$BATS_TEST_TMPDIR/m" >"$BATS_TEST_TMPDIR/out" 2>&1 &
+	pid=$!
+	sleep 1
+	kill -TERM "$pid"
+	run wait "$pid"
+	[ "$status" -eq 75 ]
+	grep -q 'error 301: interrupted; the message was not sent' "$BATS_TEST_TMPDIR/out"
+}
+
+@test "SIGINT after the final dot, before the reply: exit 75, 'may have been delivered'" {
+	smtpd_start "$(smtpd_script <<<'dot silence')"
+	printf 'Subject: hi\n\nhello\n' >"$BATS_TEST_TMPDIR/m"
+	"$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test a@example.test \
+		<"$BATS_TEST_TMPDIR/m" >"$BATS_TEST_TMPDIR/out" 2>&1 &
+	pid=$!
+	smtpd_wait_file msg.1
+	sleep 0.5
+	kill -INT "$pid"
+	run wait "$pid"
+	[ "$status" -eq 75 ]
+	grep -q 'may have been delivered' "$BATS_TEST_TMPDIR/out"
+}
