@@ -17,6 +17,7 @@ enum {
 	OPT_VERSION,
 	OPT_LIST,
 	OPT_SENDMAIL_O,    /* -oX sendmail option letters */
+	OPT_SERVERINFO,
 };
 
 /* A flag that sets one property: (property, fixed value or NULL = the
@@ -60,6 +61,13 @@ static const struct flagmap props_map[] = {
 	{ "AuthMechanism", NULL },       /* 30 --auth */
 	{ "PasswordCommand", NULL },     /* 31 --password-command */
 	{ "LocalPort", NULL },           /* 32 --source-port */
+	{ "SSLCACertFilePaths", NULL },  /* 33 --tls-ca-file */
+	{ "SSLAcceptServerCert", NULL }, /* 34 --tls-fingerprint */
+	{ "SSLCert", NULL },             /* 35 --tls-cert */
+	{ "SSLCertKey", NULL },          /* 36 --tls-key */
+	{ "SSLEnabledProtocols", NULL }, /* 37 --tls-protocols */
+	{ "SSLEnabledCipherSuites", NULL }, /* 38 --tls-priority */
+	{ "TLSHostOverride", NULL },     /* 39 --tls-host-override */
 };
 
 #define M(i) (OPT_BASE + (i))
@@ -94,6 +102,14 @@ static const struct poptOption table[] = {
 	{ "source-ip", 0, POPT_ARG_STRING, NULL, M(25), "connect from this local address (LocalHost)", "ADDR" },
 	{ "source-port", 0, POPT_ARG_STRING, NULL, M(32), "connect from this local port (LocalPort)", "PORT" },
 	{ "tls", 0, POPT_ARG_STRING, NULL, M(26), "auto, starttls, implicit or off (SSLStartMode)", "MODE" },
+	{ "tls-ca-file", 0, POPT_ARG_STRING, NULL, M(33), "trust these CA certificates instead of the system store", "FILE" },
+	{ "tls-fingerprint", 0, POPT_ARG_STRING, NULL, M(34), "accept exactly the certificate with this fingerprint", "SHA256:HEX" },
+	{ "tls-cert", 0, POPT_ARG_STRING, NULL, M(35), "client certificate (PEM, or PKCS#12 .p12/.pfx)", "FILE" },
+	{ "tls-key", 0, POPT_ARG_STRING, NULL, M(36), "key of the client certificate (PEM, mode 0600)", "FILE" },
+	{ "tls-protocols", 0, POPT_ARG_STRING, NULL, M(37), "TLS versions, e.g. TLS1.2,TLS1.3 (default TLS 1.2 and up)", "LIST" },
+	{ "tls-priority", 0, POPT_ARG_STRING, NULL, M(38), "a GnuTLS priority string", "STRING" },
+	{ "tls-host-override", 0, POPT_ARG_STRING, NULL, M(39), "verify the certificate for this name (when --host is an address)", "NAME" },
+	{ "serverinfo", 0, POPT_ARG_NONE, NULL, OPT_SERVERINFO, "show the server's greeting, capabilities and certificate; send nothing", NULL },
 	{ "user", 0, POPT_ARG_STRING, NULL, M(29), "user name for authentication", "USER" },
 	{ "auth", 0, POPT_ARG_STRING, NULL, M(30), "authentication mechanism (auto, none, ...)", "MECH" },
 	{ "password-command", 0, POPT_ARG_STRING, NULL, M(31), "command whose first output line is the password", "CMD" },
@@ -164,6 +180,8 @@ int cli_parse(int argc, const char **argv, struct cli *c, struct err *e)
 			c->version = true;
 		} else if (rc == OPT_LIST) {
 			c->list_settings = true;
+		} else if (rc == OPT_SERVERINFO) {
+			c->serverinfo = true;
 		}
 		free(arg);
 	}

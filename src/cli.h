@@ -21,6 +21,7 @@ struct cli {
 	char *config_file;          /* -C FILE */
 	char *account;              /* -a NAME */
 	bool print;                 /* --print: show, send nothing */
+	bool serverinfo;            /* --serverinfo: show the server, send nothing */
 	bool help, version, list_settings;
 };
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conn_tls.h"
 #include "dotstuff.h"
 #include "log.h"
 #include "reply.h"
@@ -29,6 +30,64 @@ const char *deliver_hello_name(const struct props *p)
 		freeaddrinfo(res);
 	}
 	return name;
+}
+
+static const char *nonempty(const char *s)
+{
+	return s && *s ? s : NULL;
+}
+
+void deliver_tls_opts(const struct props *p, struct tls_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->host = p->mail_server;
+	o->verify_host = nonempty(p->ssl_host_override);
+	o->ca_file = nonempty(p->ssl_ca_file);
+	o->fingerprint = nonempty(p->ssl_fingerprint);
+	o->protocols = nonempty(p->ssl_protocols);
+	o->priority = nonempty(p->ssl_priority);
+	o->keylog_file = nonempty(p->ssl_keylog_file) ? p->ssl_keylog_file : nonempty(getenv("SSLKEYLOGFILE"));
+	o->no_resume = !p->reuse_ssl_session;
+	const char *cert = nonempty(p->ssl_cert_file);
+	if (cert) {
+		size_t n = strlen(cert);
+		bool p12 = (n > 4 && (strcmp(cert + n - 4, ".p12") == 0 || strcmp(cert + n - 4, ".pfx") == 0));
+		if (p12) {
+			o->p12_file = cert;
+			o->p12_password = p->ssl_cert_password;
+		} else {
+			o->cert_file = cert;
+			o->key_file = nonempty(p->ssl_key_file);
+		}
+	}
+}
+
+enum tls_use deliver_tls_use(const struct props *p)
+{
+	switch (p->ssl_start_mode) {
+	case TLS_OFF: return TLSUSE_NONE;
+	case TLS_IMPLICIT: return TLSUSE_IMPLICIT;
+	case TLS_STARTTLS: return TLSUSE_STARTTLS;
+	default:
+		/* auto: port 465 is implicit TLS (RFC 8314); anything else
+		 * must STARTTLS, except a relay on this very machine. */
+		return deliver_port(p) == 465 ? TLSUSE_IMPLICIT : TLSUSE_STARTTLS_UNLESS_LOCAL;
+	}
+}
+
+int deliver_port(const struct props *p)
+{
+	if (p->mail_port_set)
+		return (int)p->mail_port;
+	return p->ssl_start_mode == TLS_IMPLICIT ? 465 : 25;
+}
+
+/* Run the handshake on c.  Errors: those of conn_tls_start. */
+static int start_tls(struct conn *c, const struct props *p, struct tls_info *info, struct err *e)
+{
+	struct tls_opts o;
+	deliver_tls_opts(p, &o);
+	return conn_tls_start(c, &o, info, e);
 }
 
 /* Read one complete reply into r.  Errors: ERR_TEMP (timeout, closed),
@@ -127,7 +186,7 @@ int deliver_message(const struct props *p, struct message *m, struct envelope *e
 	};
 	struct tcp_opts to = {
 		.host = p->mail_server,
-		.port = (int)p->mail_port,
+		.port = deliver_port(p),
 		.source = p->local_host,
 		.source_port = (int)p->local_port,
 		.connect_timeout_s = p->connection_timeout,
@@ -144,18 +203,28 @@ int deliver_message(const struct props *p, struct message *m, struct envelope *e
 			cfg.hello);
 		return -1;
 	}
-	log_info("connecting to %s port %ld", p->mail_server, p->mail_port);
+	enum tls_use use = deliver_tls_use(p);
+	if (use != TLSUSE_NONE) {
+		/* A bad TLS configuration fails before anything is sent. */
+		struct tls_opts o;
+		deliver_tls_opts(p, &o);
+		if (conn_tls_check_opts(&o, e) < 0)
+			return -1;
+	}
+	log_info("connecting to %s port %d", p->mail_server, to.port);
 	if (conn_tcp_open(&c, &to, e) < 0)
 		return -1;
 	log_info("connected to %s", c.peer);
-	if (p->ssl_start_mode == TLS_AUTO && !c.loopback) {
-		/* The default never sends in plaintext to another machine. */
-		err_set(e, ERR_UNAVAILABLE, 0,
-			"%s is not on this machine and TLS is not available in this version; "
-			"use --tls=off to send in plaintext anyway", c.peer);
-		conn_close(&c);
-		return -1;
+	if (use == TLSUSE_IMPLICIT) {
+		cfg.tls_active = true;
+		if (start_tls(&c, p, NULL, e) < 0) {
+			conn_close(&c);
+			return -1;
+		}
 	}
+	/* The loopback exception: traffic to a relay on this machine never
+	 * crosses a network, so plaintext there is not a downgrade. */
+	cfg.starttls = use == TLSUSE_STARTTLS || (use == TLSUSE_STARTTLS_UNLESS_LOCAL && !c.loopback);
 
 	env->size = message_size(m);
 	session_init(&s, &cfg, env);
@@ -169,6 +238,24 @@ int deliver_message(const struct props *p, struct message *m, struct envelope *e
 		if (act == ACT_ABORT) {
 			log_info("closing the connection without QUIT");
 			break;
+		}
+		if (act == ACT_STARTTLS) {
+			/* Bytes already here were sent before the handshake:
+			 * answering them would execute injected commands. */
+			if (conn_unread(&c) > 0) {
+				err_set(&ce, ERR_PROTOCOL, SEED_PROTOCOL,
+					"the server sent %zu bytes after its 220 to STARTTLS, before the TLS "
+					"handshake; refusing them (possible command injection)",
+					conn_unread(&c));
+				session_conn_failed(&s, &ce);
+				continue;
+			}
+			if (start_tls(&c, p, NULL, &ce) < 0) {
+				session_conn_failed(&s, &ce);
+				continue;
+			}
+			session_tls_done(&s);
+			continue;
 		}
 		if (act == ACT_SEND_BODY) {
 			if (send_body(&c, m, &ce) < 0) {
@@ -195,9 +282,10 @@ int deliver_message(const struct props *p, struct message *m, struct envelope *e
 				deliver_progress = DELIVER_CONFIRMED;
 		}
 		/* A server that sends more than it was asked for would make us
-		 * pair replies with the wrong commands. */
-		if (!session_expected(&s) && s.state != S_DONE && conn_unread(&c) > 0 &&
-		    !c.eof) {
+		 * pair replies with the wrong commands.  (Before a TLS handshake
+		 * the STARTTLS step says it more precisely.) */
+		if (!session_expected(&s) && s.state != S_DONE && s.state != S_TLS &&
+		    conn_unread(&c) > 0 && !c.eof) {
 			err_set(&ce, ERR_PROTOCOL, SEED_PROTOCOL,
 				"the server sent %zu unexpected bytes after its reply", conn_unread(&c));
 			session_conn_failed(&s, &ce);
@@ -214,4 +302,141 @@ int deliver_message(const struct props *p, struct message *m, struct envelope *e
 		return 0;
 	*e = s.err;
 	return -1;
+}
+
+/* ---- --serverinfo: the SSLServerAuthentication event made visible ---- */
+
+static int info_command(struct conn *c, const char *cmd, struct reply *r, struct err *e)
+{
+	struct strbuf out = STRBUF_INIT;
+	sb_addf(&out, "%s\r\n", cmd);
+	int rc = send_commands(c, &out, e);
+	sb_free(&out);
+	return rc < 0 ? -1 : read_reply(c, r, e);
+}
+
+static void print_reply_lines(FILE *out, const char *label, const struct reply *r)
+{
+	size_t pos = 0, len;
+	const char *l;
+	char buf[1100];
+	bool first = true;
+	fprintf(out, "%s:\n", label);
+	while (reply_next_line(r, &pos, &l, &len)) {
+		if (first && r->nlines > 1) {
+			first = false; /* the server's name line of EHLO */
+			continue;
+		}
+		first = false;
+		fprintf(out, "  %s\n", sanitize(buf, sizeof buf, l, len));
+	}
+}
+
+static void print_tls(FILE *out, const struct tls_info *t)
+{
+	fprintf(out, "TLS: %s, %s%s\n", t->version, t->cipher, t->resumed ? " (resumed)" : "");
+	for (size_t i = 0; i < t->nchain; i++) {
+		const struct tls_cert_info *ci = &t->chain[i];
+		fprintf(out, "certificate %zu:\n", i);
+		fprintf(out, "  subject:     %s\n", ci->subject);
+		fprintf(out, "  issuer:      %s\n", ci->issuer);
+		fprintf(out, "  names:       %s\n", ci->sans[0] ? ci->sans : "(none)");
+		fprintf(out, "  valid:       %s to %s\n", ci->not_before, ci->not_after);
+		fprintf(out, "  SHA-256:     %s\n", ci->sha256);
+		fprintf(out, "  key:         %s\n", ci->key_alg);
+		fprintf(out, "  signature:   %s\n", ci->sig_alg);
+	}
+	fprintf(out, "verification: %s\n", t->verdict);
+}
+
+int deliver_serverinfo(const struct props *p, FILE *out, struct err *e)
+{
+	struct conn c;
+	struct reply r;
+	struct tls_info ti;
+	struct tls_opts o;
+	struct tcp_opts to = {
+		.host = p->mail_server, .port = deliver_port(p), .source = p->local_host,
+		.source_port = (int)p->local_port, .connect_timeout_s = p->connection_timeout,
+		.timeout_s = p->timeout, .nodelay = p->tcp_nodelay,
+	};
+	enum tls_use use = deliver_tls_use(p);
+	bool tls = false;
+	int ret = -1;
+	char cmd[300];
+
+	memset(&ti, 0, sizeof ti);
+	deliver_tls_opts(p, &o);
+	o.no_verify = true; /* report the verdict rather than stop at it */
+	o.no_resume = true;
+	if (use != TLSUSE_NONE && conn_tls_check_opts(&o, e) < 0)
+		return -1;
+	if (conn_tcp_open(&c, &to, e) < 0)
+		return -1;
+	reply_init(&r);
+	fprintf(out, "server: %s\n", c.peer);
+	if (use == TLSUSE_IMPLICIT) {
+		if (conn_tls_start(&c, &o, &ti, e) < 0)
+			goto done;
+		tls = true;
+	}
+	if (read_reply(&c, &r, e) < 0)
+		goto done;
+	char line[600];
+	fprintf(out, "greeting: %s\n", reply_first_line(&r, line, sizeof line));
+	snprintf(cmd, sizeof cmd, "EHLO %s", deliver_hello_name(p));
+	if (info_command(&c, cmd, &r, e) < 0)
+		goto done;
+	if (reply_class(&r) != 2) {
+		fprintf(out, "EHLO refused: %s\n", reply_first_line(&r, line, sizeof line));
+	} else {
+		print_reply_lines(out, tls ? "capabilities (TLS)" : "capabilities", &r);
+	}
+	bool offers_starttls = false;
+	{
+		size_t pos = 0, len;
+		const char *l;
+		while (reply_class(&r) == 2 && reply_next_line(&r, &pos, &l, &len))
+			offers_starttls |= len == 8 && ascii_ncasecmp(l, "STARTTLS", 8) == 0;
+	}
+	if (!tls && use != TLSUSE_NONE && offers_starttls) {
+		if (info_command(&c, "STARTTLS", &r, e) < 0)
+			goto done;
+		if (r.code != 220) {
+			fprintf(out, "STARTTLS refused: %s\n", reply_first_line(&r, line, sizeof line));
+		} else if (conn_unread(&c) > 0) {
+			err_set(e, ERR_PROTOCOL, SEED_PROTOCOL,
+				"the server sent bytes after its 220 to STARTTLS, before the handshake");
+			goto done;
+		} else {
+			if (conn_tls_start(&c, &o, &ti, e) < 0)
+				goto done;
+			tls = true;
+			if (info_command(&c, cmd, &r, e) < 0)
+				goto done;
+			print_reply_lines(out, "capabilities after STARTTLS", &r);
+		}
+	}
+	if (tls)
+		print_tls(out, &ti);
+	else
+		fprintf(out, "TLS: not used%s\n", use == TLSUSE_NONE ? " (--tls=off)" : " (not offered)");
+	{
+		struct err qe;
+		info_command(&c, "QUIT", &r, &qe);
+	}
+	if (tls && !ti.verified) {
+		err_set(e, ERR_UNAVAILABLE, SEED_TLS_VERIFY, "the server's certificate is not trusted: %s",
+			ti.verdict);
+		goto done;
+	}
+	if (!tls && use != TLSUSE_NONE && !(use == TLSUSE_STARTTLS_UNLESS_LOCAL && c.loopback)) {
+		err_set(e, ERR_UNAVAILABLE, SEED_TLS_HANDSHAKE, "the server offers no TLS");
+		goto done;
+	}
+	ret = 0;
+done:
+	conn_close(&c);
+	reply_free(&r);
+	return ret;
 }

@@ -5,6 +5,7 @@
 #define SMTPSEND_DELIVER_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include "conn.h"
 #include "err.h"
 #include "message.h"
@@ -30,6 +31,23 @@ struct deliver_result {
  * the connection and the session produce. */
 int deliver_message(const struct props *p, struct message *m, struct envelope *env,
 		    struct deliver_result *res, struct err *e);
+
+struct tls_opts;
+
+/* How TLS is used for a run, from SSLStartMode and the port. */
+enum tls_use { TLSUSE_NONE, TLSUSE_IMPLICIT, TLSUSE_STARTTLS, TLSUSE_STARTTLS_UNLESS_LOCAL };
+enum tls_use deliver_tls_use(const struct props *p);
+/* The port: MailPort when given, else 465 for implicit TLS, else 25. */
+int deliver_port(const struct props *p);
+/* The TLS options the properties describe. */
+void deliver_tls_opts(const struct props *p, struct tls_opts *o);
+
+/* --serverinfo: connect, show greeting, capabilities before and after
+ * TLS and the certificate chain with the verification verdict on out;
+ * send no mail.  Returns 0 when the server is verified (or TLS is off).
+ * Errors: connection errors; ERR_UNAVAILABLE when the certificate is not
+ * trusted or TLS is required but not offered. */
+int deliver_serverinfo(const struct props *p, FILE *out, struct err *e);
 
 /* The EHLO/HELO name: Hello if set, else this host's fully qualified
  * name, else "localhost".  Returned string is static. */

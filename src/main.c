@@ -531,12 +531,6 @@ static int check_policy(const struct props *p, struct err *e)
 			"smtpsend; remove those settings to send without it");
 		return -1;
 	}
-	if (p->ssl_start_mode == TLS_STARTTLS || p->ssl_start_mode == TLS_IMPLICIT) {
-		err_set(e, ERR_CONFIG, 0,
-			"tls %s is not available in this version of smtpsend; use --tls=off for a "
-			"plaintext relay", p->ssl_start_mode == TLS_STARTTLS ? "starttls" : "implicit");
-		return -1;
-	}
 	return 0;
 }
 
@@ -726,6 +720,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_setup(p.trace, p.mask_sensitive_data, stderr);
+	if (c.serverinfo) {
+		if (!*p.mail_server) {
+			err_set(&e, ERR_CONFIG, SEED_NO_SERVER, "no mail server: give --host");
+			status = fail(&e);
+		} else {
+			status = deliver_serverinfo(&p, stdout, &e) < 0 ? fail(&e) : EX_OK;
+		}
+		goto out;
+	}
 	status = run(&p, c.print, &e);
 out:
 	props_free(&p);

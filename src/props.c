@@ -47,6 +47,16 @@ static const struct propdef defs[] = {
 	INT("LocalPort", "local_port", local_port, "0", 0, 65535),
 	BOOL("TcpNoDelay", "tcp_nodelay", tcp_nodelay, "true"),
 	ENUM("SSLStartMode", "tls", ssl_start_mode, "auto", tls_names),
+	STR("SSLCACertFilePaths", "tls_ca_file", ssl_ca_file, ""),
+	STR("SSLAcceptServerCert", "tls_fingerprint", ssl_fingerprint, ""),
+	STR("SSLCert", "tls_cert", ssl_cert_file, ""),
+	STR("SSLCertKey", "tls_key", ssl_key_file, ""),
+	STR("SSLCertPassword", "tls_cert_password", ssl_cert_password, ""),
+	STR("SSLEnabledProtocols", "tls_protocols", ssl_protocols, ""),
+	STR("SSLEnabledCipherSuites", "tls_priority", ssl_priority, ""),
+	STR("SSLKeyLogFile", "tls_keylog_file", ssl_keylog_file, ""),
+	STR("TLSHostOverride", "tls_host_override", ssl_host_override, ""),
+	BOOL("ReuseSSLSession", "tls_reuse_session", reuse_ssl_session, "true"),
 
 	/* Envelope */
 	STR("From", "from", from, ""),
@@ -99,6 +109,8 @@ static const struct propdef defs[] = {
 	NA("SelectWaitMillis", "smtpsend has no event loop"),
 	NA("CodePage", "smtpsend works in UTF-8; set Charset for header encoding"),
 	NA("SSLProvider", "smtpsend always uses GnuTLS"),
+	NA("SSLCertStore", "Windows certificate stores do not exist on Linux: give tls_cert/tls_key PEM files or a PKCS#12 file"),
+	NA("SSLCertStoreType", "give tls_cert as PEM or PKCS#12 (.p12/.pfx) file"),
 	NA("UseInternalSecurityAPI", "smtpsend always uses GnuTLS"),
 	NA("UseFIPSCompliantAPI", "FIPS mode is a GnuTLS/system setting (GNUTLS_FORCE_FIPS_MODE)"),
 	NA("LicenseInfo", "smtpsend is free software; see COPYING"),
@@ -214,7 +226,12 @@ int props_set(struct props *p, const char *name, const char *value, struct err *
 		err_set(e, ERR_DATA, 0, "%s: line breaks are not allowed in a value", d->name);
 		return -1;
 	}
-	return set_value(p, d, value, e);
+	if (set_value(p, d, value, e) < 0)
+		return -1;
+	/* The default port depends on the TLS mode unless one was given. */
+	if (d->off == offsetof(struct props, mail_port))
+		p->mail_port_set = true;
+	return 0;
 }
 
 int props_get(const struct props *p, const char *name, struct strbuf *out, struct err *e)
@@ -258,6 +275,8 @@ int props_get(const struct props *p, const char *name, struct strbuf *out, struc
 bool props_is_secret(const char *name)
 {
 	return ascii_casecmp(name, "Password") == 0 || ascii_casecmp(name, "password") == 0 ||
+	       ascii_casecmp(name, "SSLCertPassword") == 0 ||
+	       ascii_casecmp(name, "tls_cert_password") == 0 ||
 	       ascii_casecmp(name, "AuthorizationIdentity") == 0 ||
 	       ascii_casecmp(name, "authorization_identity") == 0;
 }

@@ -30,6 +30,19 @@ struct props {
 	long local_port;            /* LocalPort */
 	bool tcp_nodelay;           /* TcpNoDelay */
 	long ssl_start_mode;        /* SSLStartMode (tls): enum tls_mode */
+	bool mail_port_set;         /* MailPort was given by some layer */
+
+	/* TLS */
+	char *ssl_ca_file;          /* SSLCACertFilePaths (tls_ca_file) */
+	char *ssl_fingerprint;      /* SSLAcceptServerCert (tls_fingerprint) */
+	char *ssl_cert_file;        /* SSLCert (tls_cert) */
+	char *ssl_key_file;         /* tls_key */
+	char *ssl_cert_password;    /* tls_cert_password: PKCS#12 password */
+	char *ssl_protocols;        /* SSLEnabledProtocols (tls_protocols) */
+	char *ssl_priority;         /* SSLEnabledCipherSuites (tls_priority): GnuTLS priority */
+	char *ssl_keylog_file;      /* SSLKeyLogFile */
+	char *ssl_host_override;    /* tls_host_override: name to verify */
+	bool reuse_ssl_session;     /* ReuseSSLSession */
 
 	/* Envelope */
 	char *from;                 /* From */

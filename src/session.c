@@ -8,7 +8,8 @@
 #include "log.h"
 
 static const char *const state_names[] = {
-	[S_GREETING] = "GREETING", [S_EHLO] = "EHLO", [S_HELO] = "HELO", [S_MAIL] = "MAIL",
+	[S_GREETING] = "GREETING", [S_EHLO] = "EHLO", [S_HELO] = "HELO",
+	[S_STARTTLS] = "STARTTLS", [S_TLS] = "TLS", [S_MAIL] = "MAIL",
 	[S_DATA] = "DATA", [S_BODY] = "BODY", [S_DOT] = "DOT", [S_QUIT] = "QUIT", [S_DONE] = "DONE",
 };
 
@@ -32,6 +33,7 @@ void session_init(struct session *s, const struct session_cfg *cfg, struct envel
 	s->env = env;
 	s->state = S_GREETING;
 	s->quit_ok = true;
+	s->tls_active = cfg->tls_active;
 }
 
 size_t session_expected(const struct session *s)
@@ -232,6 +234,12 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 		sb_addf(out, "HELO %s\r\n", s->cfg->hello);
 		push(s, C_HELO, 0);
 		return ACT_SEND;
+	case S_STARTTLS:
+		sb_adds(out, "STARTTLS\r\n");
+		push(s, C_STARTTLS, 0);
+		return ACT_SEND;
+	case S_TLS:
+		return ACT_STARTTLS;
 	case S_MAIL:
 		if (s->next_rcpt == 0 && !s->mail_ok && !check_server_fit(s))
 			return session_next(s, out);
@@ -323,6 +331,17 @@ int session_reply(struct session *s, const struct reply *r)
 	case C_EHLO:
 		if (cls == 2) {
 			parse_caps(s, r);
+			if (s->cfg->starttls && !s->tls_active) {
+				if (!s->caps.starttls) {
+					fail(s, ERR_UNAVAILABLE, SEED_TLS_HANDSHAKE,
+					     "the server does not offer STARTTLS and TLS is required; nothing "
+					     "was sent in plaintext (use --tls=off to allow it)");
+					return -1;
+				}
+				s->caps_before_tls = s->caps;
+				set_state(s, S_STARTTLS);
+				return 0;
+			}
 			set_state(s, S_MAIL);
 			return 0;
 		}
@@ -336,10 +355,26 @@ int session_reply(struct session *s, const struct reply *r)
 	case C_HELO:
 		if (cls == 2) {
 			memset(&s->caps, 0, sizeof s->caps);
+			if (s->cfg->starttls && !s->tls_active) {
+				/* HELO means no extensions, so no STARTTLS. */
+				fail(s, ERR_UNAVAILABLE, SEED_TLS_HANDSHAKE,
+				     "the server does not speak ESMTP, so it cannot STARTTLS, and TLS is "
+				     "required; nothing was sent in plaintext");
+				return -1;
+			}
 			set_state(s, S_MAIL);
 			return 0;
 		}
 		fail_reply(s, class_of(r, ERR_UNAVAILABLE), "server refused HELO", r);
+		return -1;
+	case C_STARTTLS:
+		if (r->code == 220) {
+			set_state(s, S_TLS);
+			return 0;
+		}
+		fail_reply(s, class_of(r, ERR_UNAVAILABLE),
+			   "the server refused STARTTLS and TLS is required; nothing was sent in plaintext",
+			   r);
 		return -1;
 	case C_MAIL:
 		if (cls == 2) {
@@ -391,6 +426,13 @@ int session_reply(struct session *s, const struct reply *r)
 		return 0;
 	}
 	return -1;
+}
+
+void session_tls_done(struct session *s)
+{
+	s->tls_active = true;
+	memset(&s->caps, 0, sizeof s->caps);
+	set_state(s, S_EHLO);
 }
 
 void session_body_sent(struct session *s)

@@ -8,6 +8,8 @@
  *             ACT_SEND:      write out (may be empty), then read
  *                            session_expected(s) replies into session_reply()
  *             ACT_SEND_BODY: stream the message, then session_body_sent()
+ *             ACT_STARTTLS:  check no byte is pending, run the TLS
+ *                            handshake, then session_tls_done()
  *             ACT_ABORT:     close the connection without another byte
  *     }
  *
@@ -51,17 +53,20 @@ struct caps {
 struct session_cfg {
 	const char *hello;
 	bool allow_extensions;
+	bool starttls;         /* STARTTLS is required before anything else */
+	bool tls_active;       /* the connection is TLS from the start (implicit) */
 	bool stop_on_to, stop_on_cc, stop_on_bcc;
 	bool allow_empty_to;
 };
 
 enum sess_state {
-	S_GREETING, S_EHLO, S_HELO, S_MAIL, S_DATA, S_BODY, S_DOT, S_QUIT, S_DONE,
+	S_GREETING, S_EHLO, S_HELO, S_STARTTLS, S_TLS, S_MAIL, S_DATA, S_BODY, S_DOT, S_QUIT,
+	S_DONE,
 };
 
-enum sess_action { ACT_SEND, ACT_SEND_BODY, ACT_ABORT, ACT_DONE };
+enum sess_action { ACT_SEND, ACT_SEND_BODY, ACT_STARTTLS, ACT_ABORT, ACT_DONE };
 
-enum cmd_kind { C_GREETING, C_EHLO, C_HELO, C_MAIL, C_RCPT, C_DATA, C_DOT, C_QUIT };
+enum cmd_kind { C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_MAIL, C_RCPT, C_DATA, C_DOT, C_QUIT };
 
 #define SESSION_RCPT_BATCH 100
 #define SESSION_MAXQ (SESSION_RCPT_BATCH + 4)
@@ -84,6 +89,8 @@ struct session {
 	bool quit_ok;          /* the connection is sound enough to QUIT */
 	bool delivered;        /* 2xx after the final dot */
 	bool body_sent;        /* the final dot went out: point of no return */
+	bool tls_active;       /* commands now travel inside TLS */
+	struct caps caps_before_tls; /* what the server offered in plaintext */
 
 	struct err err;        /* why the session failed, when failed */
 };
@@ -100,6 +107,10 @@ size_t session_expected(const struct session *s);
  * reply ends the session (s->err says why; the caller still follows
  * session_next(), which may yield QUIT). */
 int session_reply(struct session *s, const struct reply *r);
+
+/* The TLS handshake after STARTTLS succeeded: capabilities are
+ * forgotten and EHLO is sent again (RFC 3207 4.2). */
+void session_tls_done(struct session *s);
 
 /* The message body and its terminator have been written. */
 void session_body_sent(struct session *s);

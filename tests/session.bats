@@ -222,13 +222,6 @@ ehlo SIZE 100')"
 	[[ "$output" == *"unknown host"* ]]
 }
 
-@test "TLS modes not built yet are refused before connecting: exit 78" {
-	smtpd_start
-	run send --tls=starttls a@example.test
-	[ "$status" -eq 78 ]
-	[ ! -f "$SMTPD_DIR/transcript" ] || ! grep -q '^C:' "$SMTPD_DIR/transcript"
-}
-
 @test "--hello sets the EHLO name; a name with spaces is refused" {
 	smtpd_start
 	run send --hello client.example.test a@example.test
@@ -246,8 +239,9 @@ ehlo SIZE 100')"
 	pid=$!
 	sleep 1
 	kill -TERM "$pid"
-	run wait "$pid"
-	[ "$status" -eq 75 ]
+	rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 75 ]
 	grep -q 'error 301: interrupted; the message was not sent' "$BATS_TEST_TMPDIR/out"
 }
 
@@ -260,7 +254,8 @@ ehlo SIZE 100')"
 	smtpd_wait_file msg.1
 	sleep 0.5
 	kill -INT "$pid"
-	run wait "$pid"
-	[ "$status" -eq 75 ]
+	rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 75 ]
 	grep -q 'may have been delivered' "$BATS_TEST_TMPDIR/out"
 }
