@@ -14,7 +14,8 @@
 #                         POSTFIX_LOG   the instance's maillog
 #   postfix_wait_mail N [SECONDS]
 #                       wait (default 20 s) until POSTFIX_MAIL holds at least
-#                       N messages; on time-out show the maillog and fail
+#                       N complete messages; on time-out show the maillog
+#                       and fail
 #   postfix_mail_count  print the number of messages in POSTFIX_MAIL
 #   postfix_show_log    print the maillog (to stderr)
 #   postfix_stop        stop the instance, make sure none of its processes
@@ -44,10 +45,14 @@
 #     (under a lock) and postfix_stop removes it again.
 #   - the virtual agent writes the mailbox as nobody, so the directories
 #     above POSTFIX_ROOT that bats creates with mode 0700 get o+x.
-#   - maillog_file is /dev/stdout; the start-fg process writes into a pipe
-#     to a "cat >> maillog" (postlogd reopens /dev/stdout, which must not
-#     be a regular file).  Errors before start-up would go to syslog, which
-#     is absent, so on failure "postfix check" output is shown as well.
+#   - maillog_file is /dev/stdout, and the start-fg process's stdout is a
+#     pipe to a "cat >> maillog", not the regular file itself.  Errors
+#     before start-up would go to syslog, which is absent, so on failure
+#     the output of "postfix check" is shown along with the maillog.
+#   - Postfix will not read main.cf or a table file whose mtime is within
+#     the last second or so (it sleeps until the file "cools down"), so
+#     freshly written files get their mtime set 2 s back; this keeps
+#     postfix_start well under a second.
 #   - Call postfix_start directly (setup_file, setup, or the script), not
 #     through bats "run", or the exported variables are lost.  Background
 #     processes get fd 3 closed, so bats does not wait for them.
@@ -181,6 +186,8 @@ virtual_uid_maps = static:$uid
 virtual_gid_maps = static:$gid
 virtual_mailbox_limit = 0
 virtual_minimum_uid = 100
+# postfix_wait_mail relies on the dotlock.
+virtual_mailbox_lock = fcntl, dotlock
 
 # Relaying is denied even from mynetworks; a few recipients are refused.
 smtpd_relay_restrictions = reject_unauth_destination
@@ -344,6 +351,8 @@ _postfix_start() {
 
 	mkdir -m 755 "$conf" "$root/queue" && mkdir -m 700 "$root/data" &&
 		mkdir -m 755 "$root/mail" && : >"$POSTFIX_LOG" || return 1
+	# The mailbox exists from the start (empty), owned by its writer.
+	install -m 600 -o nobody -g nogroup /dev/null "$POSTFIX_MAIL" || return 1
 	chown postfix:postfix "$root/data" && chown nobody:nogroup "$root/mail" || return 1
 	_postfix_open_path "$root" "$root/mail" || return 1
 
@@ -512,7 +521,11 @@ postfix_wait_mail() {
 	local end=$((SECONDS + timeout)) n
 	while :; do
 		n=$(postfix_mail_count)
-		[[ $n -ge $want ]] && return 0
+		# The virtual agent holds a dotlock (and an fcntl lock) while
+		# it appends: a message is complete once the .lock is gone.
+		if [[ $n -ge $want && ! -e $POSTFIX_MAIL.lock ]]; then
+			return 0
+		fi
 		[[ $SECONDS -ge $end ]] && break
 		sleep 0.1
 	done
