@@ -213,8 +213,10 @@ static int add_recipients(struct envelope *env, const struct strlist *l, enum rc
 {
 	for (size_t i = 0; i < l->n; i++) {
 		struct addr_list al = ADDR_LIST_INIT;
-		if (addr_parse_list(l->v[i], ADDR_ALLOW_LOCAL, &al, e) < 0)
+		if (addr_parse_list(l->v[i], ADDR_ALLOW_LOCAL, &al, e) < 0) {
+			addr_list_free(&al);
 			return -1;
+		}
 		for (size_t k = 0; k < al.n; k++) {
 			char *a;
 			bool utf8;
