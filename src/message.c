@@ -41,6 +41,9 @@ int message_skip_header(struct message *m, size_t i, struct err *e)
 	for (size_t k = 0; k < len; k++)
 		if (buf[k] == '\n' && (k == 0 || buf[k - 1] != '\r'))
 			wire++;
+	/* the spool counts a CR LF for a last line without one */
+	if (end == m->sp.size && len && buf[len - 1] != '\n')
+		wire += 2;
 	free(buf);
 	m->skip_wire += wire;
 
