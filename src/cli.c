@@ -18,6 +18,11 @@ enum {
 	OPT_LIST,
 	OPT_SENDMAIL_O,    /* -oX sendmail option letters */
 	OPT_SERVERINFO,
+	OPT_READ_RCPTS,
+	OPT_MODE,
+	OPT_FLUSH,
+	OPT_IGNORED,       /* sendmail flags without meaning for a submission client */
+	OPT_IGNORED_ARG,
 };
 
 /* A flag that sets one property: (property, fixed value or NULL = the
@@ -68,6 +73,11 @@ static const struct flagmap props_map[] = {
 	{ "SSLEnabledProtocols", NULL }, /* 37 --tls-protocols */
 	{ "SSLEnabledCipherSuites", NULL }, /* 38 --tls-priority */
 	{ "TLSHostOverride", NULL },     /* 39 --tls-host-override */
+	{ "DsnNotify", NULL },           /* 40 -N --dsn-notify */
+	{ "DsnReturn", NULL },           /* 41 -R --dsn-return */
+	{ "DsnEnvid", NULL },            /* 42 -V --dsn-envid */
+	{ "BodyType", NULL },            /* 43 -B */
+	{ "TrafficLog", NULL },          /* 44 -X */
 };
 
 #define M(i) (OPT_BASE + (i))
@@ -121,8 +131,25 @@ static const struct poptOption table[] = {
 	{ "account", 'a', POPT_ARG_STRING, NULL, OPT_ACCOUNT, "use this account of the rc file", "NAME" },
 	{ "print", 0, POPT_ARG_NONE, NULL, OPT_PRINT, "show the envelope and the exact message, send nothing", NULL },
 	{ "list-settings", 0, POPT_ARG_NONE, NULL, OPT_LIST, "list every setting with its type and default", NULL },
-	{ "version", 'V', POPT_ARG_NONE, NULL, OPT_VERSION, "show version and compiled-in features", NULL },
-	{ "help", 'h', POPT_ARG_NONE, NULL, OPT_HELP, "show this help", NULL },
+	{ "version", 0, POPT_ARG_NONE, NULL, OPT_VERSION, "show version and compiled-in features", NULL },
+	{ "help", '?', POPT_ARG_NONE, NULL, OPT_HELP, "show this help", NULL },
+
+	/* sendmail's interface (Postfix's sendmail(1) is the reference) */
+	{ "read-recipients", 't', POPT_ARG_NONE, NULL, OPT_READ_RCPTS, "take recipients from To/Cc/Bcc (or the newest Resent-*) of the message", NULL },
+	{ NULL, 'b', POPT_ARG_STRING, NULL, OPT_MODE, "mode: -bm send (default), -bp list queue, -bs SMTP on stdin/stdout, -bv verify recipients, -bi check aliases", "MODE" },
+	{ "flush", 'q', POPT_ARG_STRING | POPT_ARGFLAG_OPTIONAL, NULL, OPT_FLUSH, "flush the queue (an interval after -q is ignored)", "INTERVAL" },
+	{ "dsn-notify", 'N', POPT_ARG_STRING, NULL, M(40), "delivery status notification: never, or success,failure,delay", "WHEN" },
+	{ "dsn-return", 'R', POPT_ARG_STRING, NULL, M(41), "what a DSN returns: full or hdrs", "WHAT" },
+	{ "dsn-envid", 'V', POPT_ARG_STRING, NULL, M(42), "envelope id for DSNs (ENVID)", "ID" },
+	{ NULL, 'B', POPT_ARG_STRING, NULL, M(43), "body type: 7BIT or 8BITMIME", "TYPE" },
+	{ "traffic-log", 'X', POPT_ARG_STRING, NULL, M(44), "append the SMTP dialogue to FILE (secrets masked)", "FILE" },
+	{ NULL, 'L', POPT_ARG_STRING | POPT_ARGFLAG_DOC_HIDDEN, NULL, OPT_IGNORED_ARG, "syslog tag: ignored", "TAG" },
+	{ NULL, 'h', POPT_ARG_STRING | POPT_ARGFLAG_DOC_HIDDEN, NULL, OPT_IGNORED_ARG, "hop count: ignored", "N" },
+	{ NULL, 'A', POPT_ARG_STRING | POPT_ARGFLAG_DOC_HIDDEN, NULL, OPT_IGNORED_ARG, "submit file choice: ignored", "X" },
+	{ NULL, 'G', POPT_ARG_NONE | POPT_ARGFLAG_DOC_HIDDEN, NULL, OPT_IGNORED, "gateway submission: ignored", NULL },
+	{ NULL, 'U', POPT_ARG_NONE | POPT_ARGFLAG_DOC_HIDDEN, NULL, OPT_IGNORED, "initial user submission: ignored", NULL },
+	{ NULL, 'n', POPT_ARG_NONE | POPT_ARGFLAG_DOC_HIDDEN, NULL, OPT_IGNORED, "no aliasing: ignored", NULL },
+	{ NULL, 'm', POPT_ARG_NONE | POPT_ARGFLAG_DOC_HIDDEN, NULL, OPT_IGNORED, "me too: ignored", NULL },
 	POPT_TABLEEND
 };
 
@@ -135,6 +162,7 @@ static void add(struct cli *c, const char *key, const char *value)
 int cli_parse(int argc, const char **argv, struct cli *c, struct err *e)
 {
 	memset(c, 0, sizeof *c);
+	c->mode = 'm';
 	poptContext pc = poptGetContext("smtpsend", argc, argv, table, 0);
 	int rc, ret = 0;
 
@@ -161,11 +189,14 @@ int cli_parse(int argc, const char **argv, struct cli *c, struct err *e)
 				add(c, arg, eq + 1);
 			}
 		} else if (rc == OPT_SENDMAIL_O) {
-			/* -oi (and -oi written -o i) is "ignore dots"; the other
-			 * sendmail -o options have no meaning for a submission
-			 * client and are accepted so callers keep working. */
+			/* -oi (and -oi written -o i) is "ignore dots"; -odq asks to
+			 * queue; the other sendmail -o options (-oem, -oep, -odi,
+			 * -odb, ...) have no meaning for a submission client and
+			 * are accepted so callers keep working. */
 			if (strcmp(arg, "i") == 0)
 				add(c, "IgnoreDots", "true");
+			else if (strcmp(arg, "dq") == 0)
+				c->queue_only = true;
 		} else if (rc == OPT_CONFIG) {
 			free(c->config_file);
 			c->config_file = xstrdup(arg);
@@ -182,6 +213,25 @@ int cli_parse(int argc, const char **argv, struct cli *c, struct err *e)
 			c->list_settings = true;
 		} else if (rc == OPT_SERVERINFO) {
 			c->serverinfo = true;
+		} else if (rc == OPT_READ_RCPTS) {
+			c->read_recipients = true;
+		} else if (rc == OPT_FLUSH) {
+			c->flush = true;
+		} else if (rc == OPT_MODE) {
+			/* -bm is the default; -bp mailq; -bs SMTP on stdio; -bv
+			 * verify; -bi newaliases.  Daemon and test modes do not
+			 * exist in a submission client. */
+			if (!arg || strlen(arg) != 1 || !strchr("mpsvi", arg[0])) {
+				err_set(e, ERR_USAGE, 0,
+					"-b%s: not supported (smtpsend knows -bm, -bp, -bs, -bv, -bi)",
+					arg ? arg : "");
+				free(arg);
+				ret = -1;
+				break;
+			}
+			c->mode = arg[0];
+		} else if (rc == OPT_IGNORED || rc == OPT_IGNORED_ARG) {
+			/* accepted so that callers keep working; see the man page */
 		}
 		free(arg);
 	}

@@ -22,6 +22,11 @@ struct cli {
 	char *account;              /* -a NAME */
 	bool print;                 /* --print: show, send nothing */
 	bool serverinfo;            /* --serverinfo: show the server, send nothing */
+	bool read_recipients;       /* -t */
+	bool flush;                 /* -q, --flush */
+	bool queue_only;            /* -odq */
+	char mode;                  /* -b: 'm' send, 'p' list queue, 's' SMTP on stdio,
+				     * 'v' verify, 'i' check aliases */
 	bool help, version, list_settings;
 };
 

@@ -171,8 +171,27 @@ static int send_body(struct conn *c, const struct message *m, struct err *e)
 	return rc;
 }
 
+static int run_session(const struct props *p, struct message *m, struct envelope *env,
+		       bool verify, struct deliver_result *res, struct err *e);
+
 int deliver_message(const struct props *p, struct message *m, struct envelope *env,
 		    struct deliver_result *res, struct err *e)
+{
+	return run_session(p, m, env, false, res, e);
+}
+
+int deliver_verify(const struct props *p, struct envelope *env, struct deliver_result *res,
+		   struct err *e)
+{
+	int r = run_session(p, NULL, env, true, res, e);
+	/* verifying ends with QUIT, never with a delivery */
+	if (r < 0 && e->cls == ERR_OK)
+		return 0;
+	return r;
+}
+
+static int run_session(const struct props *p, struct message *m, struct envelope *env,
+		       bool verify, struct deliver_result *res, struct err *e)
 {
 	struct conn c;
 	struct session s;
@@ -183,6 +202,11 @@ int deliver_message(const struct props *p, struct message *m, struct envelope *e
 		.stop_on_cc = p->stop_on_cc_errors,
 		.stop_on_bcc = p->stop_on_bcc_errors,
 		.allow_empty_to = p->allow_empty_to,
+		.verify_only = verify,
+		.dsn_notify = nonempty(p->dsn_notify),
+		.dsn_ret = nonempty(p->dsn_return),
+		.dsn_envid = nonempty(p->dsn_envid),
+		.dsn_optional = p->dsn_optional,
 	};
 	struct tcp_opts to = {
 		.host = p->mail_server,
@@ -226,7 +250,8 @@ int deliver_message(const struct props *p, struct message *m, struct envelope *e
 	 * crosses a network, so plaintext there is not a downgrade. */
 	cfg.starttls = use == TLSUSE_STARTTLS || (use == TLSUSE_STARTTLS_UNLESS_LOCAL && !c.loopback);
 
-	env->size = message_size(m);
+	if (m)
+		env->size = message_size(m);
 	session_init(&s, &cfg, env);
 	reply_init(&r);
 	for (;;) {

@@ -49,6 +49,12 @@ void deliver_tls_opts(const struct props *p, struct tls_opts *o);
  * trusted or TLS is required but not offered. */
 int deliver_serverinfo(const struct props *p, FILE *out, struct err *e);
 
+/* -bv: ask the server about every recipient (MAIL, RCPT..., QUIT) and
+ * send nothing; the per-recipient answers are left in env.  Returns 0
+ * unless the session itself failed.  Errors: as deliver_message. */
+int deliver_verify(const struct props *p, struct envelope *env, struct deliver_result *res,
+		   struct err *e);
+
 /* The EHLO/HELO name: Hello if set, else this host's fully qualified
  * name, else "localhost".  Returned string is static. */
 const char *deliver_hello_name(const struct props *p);

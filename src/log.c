@@ -10,7 +10,8 @@ static struct {
 	bool trace;
 	bool mask;
 	FILE *out;
-} L = { false, true, NULL };
+	FILE *traffic;  /* -X: a copy of the trace in a file */
+} L = { false, true, NULL, NULL };
 
 void log_setup(bool trace, bool mask, FILE *out)
 {
@@ -19,17 +20,34 @@ void log_setup(bool trace, bool mask, FILE *out)
 	L.out = out;
 }
 
+void log_traffic(FILE *f)
+{
+	L.traffic = f;
+}
+
 bool log_tracing(void)
 {
-	return L.trace && L.out;
+	return (L.trace && L.out) || L.traffic;
+}
+
+/* Print one finished trace line to the trace and the traffic log. */
+static void emit(const char *text)
+{
+	if (L.trace && L.out)
+		fprintf(L.out, "%s\n", text);
+	if (L.traffic) {
+		fprintf(L.traffic, "%s\n", text);
+		fflush(L.traffic);
+	}
 }
 
 static void line(const char *prefix, const char *s, size_t len)
 {
-	char buf[1100];
+	char buf[1100], full[1200];
 	if (len > 1000)
 		len = 1000;
-	fprintf(L.out, "%s%s\n", prefix, sanitize(buf, sizeof buf, s, len));
+	snprintf(full, sizeof full, "%s%s", prefix, sanitize(buf, sizeof buf, s, len));
+	emit(full);
 }
 
 void log_client(const char *s, size_t len, size_t secret_from)
@@ -37,10 +55,11 @@ void log_client(const char *s, size_t len, size_t secret_from)
 	if (!log_tracing())
 		return;
 	if (L.mask && secret_from != (size_t)-1 && secret_from <= len) {
-		char buf[1100];
+		char buf[1100], full[1200];
 		size_t keep = secret_from > 1000 ? 1000 : secret_from;
-		fprintf(L.out, "--> %s%s\n", sanitize(buf, sizeof buf, s, keep),
-			secret_from < len ? "********" : "");
+		snprintf(full, sizeof full, "--> %s%s", sanitize(buf, sizeof buf, s, keep),
+			 secret_from < len ? "********" : "");
+		emit(full);
 		return;
 	}
 	line("--> ", s, len);
@@ -61,7 +80,9 @@ void log_info(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
-	fprintf(L.out, "*** %s\n", sanitize(buf, sizeof buf, raw, strlen(raw)));
+	char full[1200];
+	snprintf(full, sizeof full, "*** %s", sanitize(buf, sizeof buf, raw, strlen(raw)));
+	emit(full);
 }
 
 void log_warn(const char *fmt, ...)

@@ -13,6 +13,8 @@
 #include <stdio.h>
 
 void log_setup(bool trace, bool mask, FILE *out);
+/* Also write the trace to f (sendmail -X); NULL stops it. */
+void log_traffic(FILE *f);
 bool log_tracing(void);
 /* A command line as sent; `secret_from` is the offset from which the line
  * is a secret (e.g. after "AUTH PLAIN "), or (size_t)-1 when none. */

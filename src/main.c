@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "aliases.h"
+#include "bs.h"
 #include "cli.h"
 #include "compose.h"
 #include "deliver.h"
@@ -31,6 +33,7 @@
 #include "props.h"
 #include "rcfile.h"
 #include "spool.h"
+#include "submit.h"
 #include "util.h"
 
 static int exit_status(enum err_class cls)
@@ -112,6 +115,13 @@ static int apply_rc_setting(void *ctx, const char *key, const char *value, const
 	 * ("*@example.org") that only chooses the account. */
 	if (ascii_casecmp(key, "from") == 0 && strpbrk(value, "*?["))
 		return 0;
+	if (ascii_casecmp(key, "from") == 0) {
+		/* kept apart for RewriteEnvelopeFrom, which -f cannot override */
+		static char *account_from;
+		free(account_from);
+		account_from = xstrdup(value);
+		submit_account_from = account_from;
+	}
 	if (props_set(a->p, key, value, e) < 0) {
 		char msg[sizeof e->msg];
 		snprintf(msg, sizeof msg, "%.200s:%d: %.800s", path, line, e->msg);
@@ -205,466 +215,107 @@ static int load_settings(const struct cli *c, struct props *p, struct err *e)
 	return ret;
 }
 
-/* ---- the envelope ---- */
+/* ---- modes ---- */
 
-/* Parse a list of address arguments into envelope recipients. */
-static int add_recipients(struct envelope *env, const struct strlist *l, enum rcpt_kind kind,
-			  struct err *e)
+static int print_report(const struct submit_report *rep)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		struct addr_list al = ADDR_LIST_INIT;
-		if (addr_parse_list(l->v[i], ADDR_ALLOW_LOCAL, &al, e) < 0) {
-			addr_list_free(&al);
-			return -1;
-		}
-		for (size_t k = 0; k < al.n; k++) {
-			char *a;
-			bool utf8;
-			if (addr_envelope(&al.v[k], &a, &utf8, e) < 0) {
-				addr_list_free(&al);
+	for (size_t i = 0; i < rep->n; i++)
+		print_error(&rep->v[i]);
+	return exit_status(rep->worst);
+}
+
+/* DSN values are checked and put in the form the wire wants. */
+static int normalize_dsn(struct props *p, struct err *e)
+{
+	if (*p->dsn_notify) {
+		char *v = xstrdup(p->dsn_notify), *save = NULL;
+		struct strbuf sb = STRBUF_INIT;
+		bool never = false, other = false;
+		for (char *t = strtok_r(v, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+			if (ascii_casecmp(t, "never") == 0)
+				never = true;
+			else if (ascii_casecmp(t, "success") == 0 || ascii_casecmp(t, "failure") == 0 ||
+				 ascii_casecmp(t, "delay") == 0)
+				other = true;
+			else {
+				err_set(e, ERR_USAGE, 0, "-N %s: use never, or any of success,failure,delay",
+					p->dsn_notify);
+				free(v);
+				sb_free(&sb);
 				return -1;
 			}
-			bool dup = false;
-			for (size_t j = 0; j < env->nrcpt && !dup; j++)
-				dup = ascii_casecmp(env->rcpt[j].addr, a) == 0;
-			if (dup) {
-				free(a); /* each address gets one RCPT */
-				continue;
-			}
-			env->rcpt = xrealloc(env->rcpt, (env->nrcpt + 1) * sizeof *env->rcpt);
-			memset(&env->rcpt[env->nrcpt], 0, sizeof *env->rcpt);
-			env->rcpt[env->nrcpt].addr = a;
-			env->rcpt[env->nrcpt].kind = kind;
-			env->nrcpt++;
-			env->smtputf8 |= utf8;
+			for (char *c = t; *c; c++)
+				*c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+			sb_addf(&sb, "%s%s", sb.len ? "," : "", t);
 		}
-		addr_list_free(&al);
+		free(v);
+		if (never && other) {
+			err_set(e, ERR_USAGE, 0, "-N: never cannot be combined with other values");
+			sb_free(&sb);
+			return -1;
+		}
+		free(p->dsn_notify);
+		p->dsn_notify = sb.s ? sb.s : xstrdup("");
+	}
+	if (*p->dsn_return) {
+		if (ascii_casecmp(p->dsn_return, "full") != 0 && ascii_casecmp(p->dsn_return, "hdrs") != 0) {
+			err_set(e, ERR_USAGE, 0, "-R %s: use full or hdrs", p->dsn_return);
+			return -1;
+		}
+		for (char *c = p->dsn_return; *c; c++)
+			*c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
 	}
 	return 0;
 }
 
-static void envelope_free(struct envelope *env)
+static FILE *open_traffic_log(const char *path, struct err *e)
 {
-	for (size_t i = 0; i < env->nrcpt; i++) {
-		free(env->rcpt[i].addr);
-		free(env->rcpt[i].reply);
+	/* the trace can hold addresses: readable by the user alone */
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
+	if (!f) {
+		err_set(e, ERR_CANTCREAT, SEED_FILE, "cannot open traffic log %s: %s", path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
 	}
-	free(env->rcpt);
-	free(env->from);
-	memset(env, 0, sizeof *env);
+	return f;
 }
 
-/* The envelope sender from one address text ("Name <a@b>" allowed). */
-static int sender_from(const char *text, struct envelope *env, struct err *e)
+static int run_mode(const struct cli *c, struct props *p, struct err *e)
 {
-	struct addr a;
-	bool utf8;
-	if (!*text) {
-		env->from = xstrdup("");
-		return 0;
-	}
-	if (strcmp(text, "<>") == 0) {
-		env->from = xstrdup(""); /* the null sender, for bounces */
-		return 0;
-	}
-	if (addr_parse_one(text, ADDR_ALLOW_LOCAL, &a, e) < 0)
-		return -1;
-	int r = addr_envelope(&a, &env->from, &utf8, e);
-	addr_free(&a);
-	env->smtputf8 |= utf8;
-	return r;
-}
+	struct submit_opts o = { .print_only = c->print, .read_recipients = c->read_recipients };
+	struct submit_report rep = { 0 };
+	int status;
 
-static char *login_name(void)
-{
-	struct passwd *pw = getpwuid(getuid());
-	const char *u = pw ? pw->pw_name : getenv("USER");
-	return xstrdup(u && *u ? u : "root");
-}
-
-/* ---- the message ---- */
-
-static bool compose_mode(const struct props *p)
-{
-	return *p->subject || *p->message_text || *p->body_file;
-}
-
-/* Header flags shape a composed message; a raw message is sent as the
- * caller wrote it, so silently dropping them would surprise. */
-static int compose_only_flags(const struct props *p, struct err *e)
-{
-	const char *flag = NULL;
-	if (p->other_headers.n)
-		flag = "--header";
-	else if (*p->reply_to)
-		flag = "--reply-to";
-	else if (*p->read_receipt_to)
-		flag = "--read-receipt-to";
-	else if (*p->delivery_notification_to)
-		flag = "--delivery-notification-to";
-	else if (p->importance)
-		flag = "--importance";
-	else if (p->priority)
-		flag = "--priority";
-	else if (p->sensitivity)
-		flag = "--sensitivity";
-	if (!flag)
-		return 0;
-	err_set(e, ERR_USAGE, 0,
-		"%s applies when composing (--subject, --body or --body-file); a message read "
-		"from standard input is sent as it is", flag);
-	return -1;
-}
-
-static int compose_to_spool(const struct props *p, const struct strlist *to, struct message *m,
-			    struct err *e)
-{
-	struct compose_input in = {
-		.from = p->from,
-		.from_name = *p->full_name ? p->full_name : NULL,
-		.to = to,
-		.cc = &p->cc,
-		.subject = *p->subject ? p->subject : NULL,
-		.reply_to = *p->reply_to ? p->reply_to : NULL,
-		.read_receipt_to = *p->read_receipt_to ? p->read_receipt_to : NULL,
-		.delivery_notification_to = *p->delivery_notification_to ? p->delivery_notification_to : NULL,
-		.date = p->message_date,
-		.message_id = p->message_id,
-		.msgid_alg = (enum msgid_alg)p->message_id_algorithm,
-		.importance = (int)p->importance,
-		.priority = (int)p->priority,
-		.sensitivity = (int)p->sensitivity,
-		.other_headers = &p->other_headers,
-		.charset = p->charset,
-		.max_header_length = (int)p->max_header_length,
-		.fold_headers = p->fold_headers,
-		.hostname = deliver_hello_name(p),
-		.now = time(NULL),
-	};
-	struct strbuf hdr = STRBUF_INIT;
-	FILE *body, *out = NULL;
-	bool is8, qp;
-	int ret = -1;
-
-	if (*p->body_file) {
-		body = fopen(p->body_file, "rb");
-		if (!body) {
-			err_set(e, ERR_NOINPUT, SEED_FILE, "cannot open body file %s: %s", p->body_file,
-				strerror(errno));
-			return -1;
-		}
-	} else {
-		static const char empty[1];
-		size_t n = strlen(p->message_text);
-		body = fmemopen(n ? p->message_text : (char *)empty, n ? n : 1, "rb");
-		if (body && !n)
-			fseeko(body, 0, SEEK_END);
-		if (!body) {
-			err_set(e, ERR_OS, 0, "fmemopen: %s", strerror(errno));
-			return -1;
-		}
+	switch (c->mode) {
+	case 'p':
+		/* mailq: there is no queue in this version */
+		printf("Mail queue is empty\n");
+		return EX_OK;
+	case 'i': {
+		/* newaliases: check that the aliases file reads */
+		struct aliases *al = NULL;
+		if (aliases_load(p->aliases_file, &al, e) < 0 && e->cls != ERR_NOINPUT)
+			return fail(e);
+		aliases_free(al);
+		return EX_OK;
 	}
-	if (compose_scan_body(body, &is8, &qp, e) < 0)
-		goto done;
-	/* With caller-supplied headers nothing may be added, not even a
-	 * Content-Transfer-Encoding: the body must go as it is. */
-	if (compose_raw_headers(&in))
-		qp = false;
-	if (compose_headers(&in, is8, qp, &hdr, e) < 0)
-		goto done;
-	out = tmpfile();
-	if (!out) {
-		err_set(e, ERR_CANTCREAT, 0, "cannot create a temporary file: %s", strerror(errno));
-		goto done;
+	case 's':
+		return bs_serve(p, stdin, stdout, e) < 0 ? fail(e) : EX_OK;
+	case 'v':
+		o.verify_only = true;
+		break;
+	default:
+		if (c->flush)
+			return EX_OK; /* -q: no queue, nothing to flush */
+		break;
 	}
-	if (fwrite(hdr.s, 1, hdr.len, out) != hdr.len || compose_write_body(body, qp, out, e) < 0 ||
-	    fflush(out) != 0 || fseeko(out, 0, SEEK_SET) != 0) {
-		if (!e->cls)
-			err_set(e, ERR_IO, 0, "writing the composed message: %s", strerror(errno));
-		goto done;
-	}
-	struct spool_opts so = { .ignore_dots = true, .allow_bare_cr = false };
-	ret = spool_read(fileno(out), &so, &m->sp, e);
-done:
-	if (out)
-		fclose(out);
-	fclose(body);
-	sb_free(&hdr);
-	return ret;
-}
-
-static int read_raw(const struct props *p, struct message *m, struct err *e)
-{
-	int fd = 0;
-	struct spool_opts so = { .ignore_dots = p->ignore_dots };
-
-	if (*p->message_file && strcmp(p->message_file, "-") != 0) {
-		fd = open(p->message_file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			err_set(e, ERR_NOINPUT, SEED_FILE, "cannot open message file %s: %s",
-				p->message_file, strerror(errno));
-			return -1;
-		}
-	}
-	int r = spool_read(fd, &so, &m->sp, e);
-	if (fd != 0)
-		close(fd);
-	return r;
-}
-
-/* A raw message gets what it lacks: Date, Message-ID, From; its Bcc and
- * Resent-Bcc fields are never transmitted. */
-static int complete_raw(const struct props *p, const struct envelope *env, struct message *m,
-			struct err *e)
-{
-	time_t now = time(NULL);
-	char buf[512];
-
-	for (size_t i = 0; i < m->sp.nhdr; i++) {
-		const char *n = m->sp.hdr[i].name;
-		if ((ascii_casecmp(n, "Bcc") == 0 || ascii_casecmp(n, "Resent-Bcc") == 0) &&
-		    message_skip_header(m, i, e) < 0)
-			return -1;
-	}
-	if (spool_find_header(&m->sp, "Date") < 0 && strcmp(p->message_date, "") != 0) {
-		if (strcmp(p->message_date, "*") == 0)
-			compose_date(now, buf, sizeof buf);
-		else
-			snprintf(buf, sizeof buf, "%s", p->message_date);
-		sb_addf(&m->prefix, "Date: %s\r\n", buf);
-	}
-	if (spool_find_header(&m->sp, "From") < 0) {
-		const char *from = *p->from ? p->from : env->from;
-		struct addr a;
-		if (addr_parse_one(from, ADDR_ALLOW_LOCAL, &a, e) < 0)
-			return -1;
-		sb_adds(&m->prefix, "From: ");
-		if (*p->full_name) {
-			sb_adds(&m->prefix, "\"");
-			for (const char *s = p->full_name; *s; s++) {
-				if (*s == '"' || *s == '\\')
-					sb_addc(&m->prefix, '\\');
-				sb_addc(&m->prefix, *s);
-			}
-			sb_adds(&m->prefix, "\" <");
-			addr_append_spec(&m->prefix, &a);
-			sb_adds(&m->prefix, ">");
-		} else {
-			addr_append_spec(&m->prefix, &a);
-		}
-		sb_adds(&m->prefix, "\r\n");
-		addr_free(&a);
-	}
-	if (spool_find_header(&m->sp, "Message-ID") < 0 && strcmp(p->message_id, "") != 0) {
-		if (strcmp(p->message_id, "*") == 0)
-			compose_message_id((enum msgid_alg)p->message_id_algorithm, deliver_hello_name(p),
-					   now, buf, sizeof buf);
-		else
-			snprintf(buf, sizeof buf, "%s%s%s", p->message_id[0] == '<' ? "" : "<",
-				 p->message_id, p->message_id[0] == '<' ? "" : ">");
-		sb_addf(&m->prefix, "Message-ID: %s\r\n", buf);
-	}
-	/* A message without a header block: what we add becomes its header,
-	 * so it needs the empty line that separates it from the body. */
-	if (m->prefix.len && m->sp.header_end == 0 && m->sp.size > 0)
-		sb_adds(&m->prefix, "\r\n");
-	return 0;
-}
-
-static bool headers_8bit(const struct message *m)
-{
-	for (size_t i = 0; i < m->sp.nhdr; i++) {
-		for (const unsigned char *c = (const unsigned char *)m->sp.hdr[i].value; *c; c++)
-			if (*c >= 0x80)
-				return true;
-	}
-	return false;
-}
-
-/* --print: the envelope, then the message exactly as the server will
- * store it (CR LF line ends, before dot-stuffing). */
-static int print_sink(void *ctx, const char *buf, size_t len, struct err *e)
-{
-	struct dotstuff *ds = ctx;
-	char *out = xmalloc(DOTSTUFF_MAX_OUT(len));
-	size_t n = dotstuff_feed(ds, buf, len, out);
-	size_t w = fwrite(out, 1, n, stdout);
-	free(out);
-	if (w != n) {
-		err_set(e, ERR_IO, 0, "writing to standard output: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static int print_message(const struct envelope *env, const struct message *m, struct err *e)
-{
-	struct dotstuff ds;
-	char tail[DOTSTUFF_FINISH_MAX];
-
-	printf("MAIL FROM:<%s>\n", env->from);
-	for (size_t i = 0; i < env->nrcpt; i++)
-		printf("RCPT TO:<%s>\n", env->rcpt[i].addr);
-	printf("\n");
-	dotstuff_init(&ds, true);
-	if (message_stream(m, print_sink, &ds, e) < 0)
-		return -1;
-	if (m->prefix.len || m->sp.size) {
-		size_t n = dotstuff_finish(&ds, tail);
-		fwrite(tail, 1, n, stdout);
-	}
-	if (fflush(stdout) != 0) {
-		err_set(e, ERR_IO, 0, "writing to standard output: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* ---- the run ---- */
-
-static int check_policy(const struct props *p, struct err *e)
-{
-	/* Never send unauthenticated when the user asked for authentication. */
-	if (*p->user || *p->password || *p->password_command ||
-	    (ascii_casecmp(p->auth_mechanism, "auto") != 0 &&
-	     ascii_casecmp(p->auth_mechanism, "none") != 0)) {
-		err_set(e, ERR_CONFIG, 0,
-			"authentication (user, password, auth) is not available in this version of "
-			"smtpsend; remove those settings to send without it");
-		return -1;
-	}
-	return 0;
-}
-
-static int run(struct props *p, bool print_only, struct err *e)
-{
-	struct envelope env = { 0 };
-	struct message m;
-	struct deliver_result res;
-	int status = EX_OK;
-	struct err worst = { 0 };
-
-	message_init(&m);
-
-	/* Recipients: SendTo (positional and --to), Cc, BCc. */
-	if (add_recipients(&env, &p->send_to, RCPT_TO, e) < 0 ||
-	    add_recipients(&env, &p->cc, RCPT_CC, e) < 0 ||
-	    add_recipients(&env, &p->bcc, RCPT_BCC, e) < 0) {
-		status = fail(e);
-		goto out;
-	}
-	size_t nto = 0;
-	for (size_t i = 0; i < env.nrcpt; i++)
-		nto += env.rcpt[i].kind == RCPT_TO;
-	if (env.nrcpt == 0 || (nto == 0 && !p->allow_empty_to)) {
-		err_set(e, ERR_USAGE, SEED_NO_RCPT,
-			"no recipient given: name one as an argument or with --to "
-			"(or set AllowEmptyTo with --cc/--bcc)");
-		status = fail(e);
-		goto out;
-	}
-
-	/* The envelope sender: ReturnPath, else From, else the login name. */
-	if (*p->return_path) {
-		if (sender_from(p->return_path, &env, e) < 0) {
-			status = fail(e);
-			goto out;
-		}
-	} else if (*p->from) {
-		if (sender_from(p->from, &env, e) < 0) {
-			status = fail(e);
-			goto out;
-		}
-	}
-
-	if (compose_mode(p)) {
-		if (!*p->from) {
-			err_set(e, ERR_USAGE, SEED_NO_FROM, "no sender: give --from (or from in the rc file)");
-			status = fail(e);
-			goto out;
-		}
-		if (compose_to_spool(p, &p->send_to, &m, e) < 0) {
-			status = fail(e);
-			goto out;
-		}
-	} else if (compose_only_flags(p, e) < 0 || read_raw(p, &m, e) < 0) {
-		status = fail(e);
-		goto out;
-	}
-
-	if (!env.from) {
-		/* no -f/--from: the message's own From, else login@host */
-		int h = spool_find_header(&m.sp, "From");
-		struct addr_list al = ADDR_LIST_INIT;
-		if (h >= 0 && addr_parse_list(m.sp.hdr[h].value, 0, &al, e) == 0 && al.n > 0) {
-			bool utf8;
-			if (addr_envelope(&al.v[0], &env.from, &utf8, e) < 0)
-				env.from = NULL;
-			else
-				env.smtputf8 |= utf8;
-		}
-		addr_list_free(&al);
-		err_clear(e);
-		if (!env.from) {
-			char *u = login_name();
-			env.from = xasprintf("%s@%s", u, deliver_hello_name(p));
-			free(u);
-		}
-	}
-	if (!compose_mode(p) && complete_raw(p, &env, &m, e) < 0) {
-		status = fail(e);
-		goto out;
-	}
-	env.body_8bit = m.sp.has_8bit;
-	/* Composed headers keep addresses as the user wrote them: UTF-8 there
-	 * is RFC 6532 and needs SMTPUTF8 end to end. */
-	if (compose_mode(p) && headers_8bit(&m))
-		env.smtputf8 = true;
-	env.size = message_size(&m);
-
-	if (print_only) {
-		if (print_message(&env, &m, e) < 0)
-			status = fail(e);
-		goto out;
-	}
-	if (!*p->mail_server) {
-		err_set(e, ERR_CONFIG, SEED_NO_SERVER,
-			"no mail server: set host in ~/.smtpsendrc or give --host");
-		status = fail(e);
-		goto out;
-	}
-	if (check_policy(p, e) < 0) {
-		status = fail(e);
-		goto out;
-	}
-
-	int r = deliver_message(p, &m, &env, &res, e);
-
-	/* Report every refused recipient, then the transaction's error; exit
-	 * with the most serious status of them all. */
-	for (size_t i = 0; i < env.nrcpt; i++) {
-		const struct rcpt *rc = &env.rcpt[i];
-		if (rc->code < 400)
-			continue;
-		struct err re = { 0 };
-		err_set(&re, rc->code < 500 ? ERR_TEMP : ERR_RCPT, SEED_PROTOCOL,
-			"server refused RCPT <%s>: %s", rc->addr, rc->reply);
-		/* the transaction error may be this same refusal: print once */
-		if (r < 0 && strcmp(re.msg, e->msg) == 0)
-			continue;
-		print_error(&re);
-		if (err_severity(re.cls) > err_severity(worst.cls))
-			worst = re;
-	}
-	if (r < 0) {
-		print_error(e);
-		if (err_severity(e->cls) >= err_severity(worst.cls))
-			worst = *e;
-	}
-	status = exit_status(worst.cls);
-out:
-	message_free(&m);
-	envelope_free(&env);
+	submit_from_props(p, &o, &rep);
+	status = print_report(&rep);
+	if (c->mode == 'v' && status == EX_OK && !c->print)
+		printf("all recipients deliverable\n");
+	submit_report_free(&rep);
 	return status;
 }
 
@@ -673,6 +324,7 @@ int main(int argc, char **argv)
 	struct cli c;
 	struct props p;
 	struct err e = { 0 };
+	FILE *traffic = NULL;
 	int status;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -682,6 +334,12 @@ int main(int argc, char **argv)
 
 	if (cli_parse(argc, (const char **)argv, &c, &e) < 0)
 		return fail(&e);
+	/* Installed under sendmail's other names, behave as those. */
+	const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	if (strcmp(prog, "mailq") == 0)
+		c.mode = 'p';
+	else if (strcmp(prog, "newaliases") == 0)
+		c.mode = 'i';
 	if (c.help) {
 		cli_usage(stdout);
 		cli_free(&c);
@@ -722,6 +380,18 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_setup(p.trace, p.mask_sensitive_data, stderr);
+	if (*p.traffic_log) {
+		traffic = open_traffic_log(p.traffic_log, &e);
+		if (!traffic) {
+			status = fail(&e);
+			goto out;
+		}
+		log_traffic(traffic);
+	}
+	if (normalize_dsn(&p, &e) < 0) {
+		status = fail(&e);
+		goto out;
+	}
 	if (c.serverinfo) {
 		if (!*p.mail_server) {
 			err_set(&e, ERR_CONFIG, SEED_NO_SERVER, "no mail server: give --host");
@@ -731,8 +401,10 @@ int main(int argc, char **argv)
 		}
 		goto out;
 	}
-	status = run(&p, c.print, &e);
+	status = run_mode(&c, &p, &e);
 out:
+	if (traffic)
+		fclose(traffic);
 	props_free(&p);
 	cli_free(&c);
 	return status;

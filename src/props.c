@@ -26,6 +26,7 @@ static const char *const sensitivity_names[] = { "unspecified", "personal", "pri
 						 "company-confidential", NULL };
 static const char *const msgid_names[] = { "MD5", "SHA1", "SHA256", NULL };
 static const char *const tls_names[] = { "auto", "implicit", "starttls", "off", NULL };
+static const char *const body_names[] = { "auto", "7BIT", "8BITMIME", NULL };
 
 #define O(f) offsetof(struct props, f)
 #define STR(n, rc, f, d) { n, rc, PT_STR, O(f), d, 0, 0, NULL, NULL }
@@ -102,6 +103,20 @@ static const struct propdef defs[] = {
 	INT("MaxLineLength", "max_line_length", max_line_length, "2048", 256, 1048576),
 	BOOL("IgnoreDots", "ignore_dots", ignore_dots, "false"),
 	BOOL("Trace", "trace", trace, "false"),
+	STR("TrafficLog", "traffic_log", traffic_log, ""),
+
+	/* DSN and body type */
+	STR("DsnNotify", "dsn_notify", dsn_notify, ""),
+	STR("DsnReturn", "dsn_return", dsn_return, ""),
+	STR("DsnEnvid", "dsn_envid", dsn_envid, ""),
+	BOOL("DsnOptional", "dsn_optional", dsn_optional, "false"),
+	ENUM("BodyType", "body_type", body_type, "auto", body_names),
+
+	/* sendmail compatibility */
+	STR("AliasesFile", "aliases", aliases_file, "/etc/aliases"),
+	STR("DefaultDomain", "default_domain", default_domain, ""),
+	BOOL("ReadEnvelopeFrom", "read_envelope_from", read_envelope_from, "true"),
+	BOOL("RewriteEnvelopeFrom", "rewrite_envelope_from", rewrite_envelope_from, "false"),
 
 	/* Reference settings that have no meaning for a command-line tool. */
 	NA("DoEvents", "smtpsend runs one operation per process; there is no event loop to pump"),

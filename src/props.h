@@ -82,8 +82,22 @@ struct props {
 	long max_line_length;       /* MaxLineLength: longest server line kept */
 	bool ignore_dots;           /* -i / -oi */
 
+	/* Delivery status notifications (RFC 3461) and body type */
+	char *dsn_notify;           /* -N: NEVER or SUCCESS,FAILURE,DELAY */
+	char *dsn_return;           /* -R: FULL or HDRS */
+	char *dsn_envid;            /* -V */
+	bool dsn_optional;          /* send without DSN when not offered */
+	long body_type;             /* -B: 0 auto, 1 7BIT, 2 8BITMIME */
+
+	/* sendmail compatibility */
+	char *aliases_file;         /* for local recipients ("root") */
+	char *default_domain;       /* appended to local names without alias */
+	bool read_envelope_from;    /* envelope sender from the From header */
+	bool rewrite_envelope_from; /* always send as From (the account's) */
+
 	/* Output */
 	bool trace;                 /* -v: protocol trace on stderr */
+	char *traffic_log;          /* -X FILE */
 };
 
 /* Fill p with the reference defaults.  Free with props_free(). */

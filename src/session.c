@@ -136,6 +136,26 @@ static void parse_caps(struct session *s, const struct reply *r)
 	}
 }
 
+/* RFC 3461 xtext: "+" and "=" and anything outside 33..126 as +HH. */
+static void add_xtext(struct strbuf *out, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		if (*c < 33 || *c > 126 || *c == '+' || *c == '=') {
+			sb_addc(out, '+');
+			sb_addc(out, hex[*c >> 4]);
+			sb_addc(out, hex[*c & 15]);
+		} else {
+			sb_addc(out, (char)*c);
+		}
+	}
+}
+
+static bool wants_dsn(const struct session *s)
+{
+	return s->cfg->dsn_notify || s->cfg->dsn_ret || s->cfg->dsn_envid;
+}
+
 /* Queue MAIL (first time), the next batch of RCPTs, and DATA when every
  * recipient has been asked for.  Without PIPELINING one command at a time. */
 static void next_batch(struct session *s, struct strbuf *out)
@@ -152,18 +172,39 @@ static void next_batch(struct session *s, struct strbuf *out)
 			sb_adds(out, " BODY=8BITMIME");
 		if (env->smtputf8 && s->caps.smtputf8)
 			sb_adds(out, " SMTPUTF8");
+		if (s->caps.dsn && s->cfg->dsn_ret)
+			sb_addf(out, " RET=%s", s->cfg->dsn_ret);
+		if (s->caps.dsn && s->cfg->dsn_envid) {
+			sb_adds(out, " ENVID=");
+			add_xtext(out, s->cfg->dsn_envid);
+		}
 		sb_adds(out, "\r\n");
 		push(s, C_MAIL, 0);
 		if (!pipe)
 			return;
 	}
 	while (s->next_rcpt < env->nrcpt && batch < SESSION_RCPT_BATCH) {
-		sb_addf(out, "RCPT TO:<%s>\r\n", env->rcpt[s->next_rcpt].addr);
+		sb_addf(out, "RCPT TO:<%s>", env->rcpt[s->next_rcpt].addr);
+		if (s->caps.dsn && s->cfg->dsn_notify) {
+			sb_addf(out, " NOTIFY=%s ORCPT=%s;", s->cfg->dsn_notify,
+				s->env->smtputf8 && s->caps.smtputf8 ? "utf-8" : "rfc822");
+			add_xtext(out, env->rcpt[s->next_rcpt].addr);
+		}
+		sb_adds(out, "\r\n");
 		push(s, C_RCPT, s->next_rcpt);
 		s->next_rcpt++;
 		batch++;
 		if (!pipe)
 			return;
+	}
+	if (s->next_rcpt == env->nrcpt && s->cfg->verify_only) {
+		/* -bv: the RCPT replies are the answer; nothing is sent */
+		if (!pipe && s->qlen)
+			return;
+		sb_adds(out, "QUIT\r\n");
+		push(s, C_QUIT, 0);
+		set_state(s, S_QUIT);
+		return;
 	}
 	if (s->next_rcpt == env->nrcpt) {
 		sb_adds(out, "DATA\r\n");
@@ -189,7 +230,13 @@ static bool check_server_fit(struct session *s)
 		     "an address needs SMTPUTF8 (non-ASCII local part) but the server does not offer it");
 		return false;
 	}
-	if (s->caps.size && s->caps.size_max && env->size > s->caps.size_max) {
+	if (wants_dsn(s) && !s->caps.dsn && !s->cfg->dsn_optional) {
+		fail(s, ERR_UNAVAILABLE, SEED_PROTOCOL,
+		     "delivery status notifications were requested but the server does not offer DSN; "
+		     "set DsnOptional=true to send without them");
+		return false;
+	}
+	if (s->caps.size && s->caps.size_max && env->size > s->caps.size_max && !s->cfg->verify_only) {
 		snprintf(msg, sizeof msg,
 			 "the message is %llu bytes but the server accepts at most %llu (SIZE)",
 			 (unsigned long long)env->size, (unsigned long long)s->caps.size_max);
@@ -301,7 +348,7 @@ static void on_rcpt(struct session *s, size_t idx, const struct reply *r)
 		fail_reply(s, ERR_TEMP, "server closing the connection", r);
 		return;
 	}
-	if (stops_on(s, rc->kind) && !s->stop) {
+	if (stops_on(s, rc->kind) && !s->stop && !s->cfg->verify_only) {
 		s->stop = true;
 		char what[400];
 		snprintf(what, sizeof what, "server refused RCPT <%.300s>", rc->addr);

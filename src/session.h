@@ -57,6 +57,11 @@ struct session_cfg {
 	bool tls_active;       /* the connection is TLS from the start (implicit) */
 	bool stop_on_to, stop_on_cc, stop_on_bcc;
 	bool allow_empty_to;
+	bool verify_only;      /* -bv: RCPT every recipient, then QUIT */
+	const char *dsn_notify; /* NOTIFY= for every RCPT, or NULL */
+	const char *dsn_ret;   /* RET= on MAIL, or NULL */
+	const char *dsn_envid; /* ENVID= on MAIL, or NULL */
+	bool dsn_optional;     /* without DSN at the server, send anyway */
 };
 
 enum sess_state {

@@ -20,3 +20,5 @@ unit() {
 @test "unit: message composer" { unit test_compose; }
 @test "unit: rc file parser" { unit test_rcfile; }
 @test "unit: property set" { unit test_props; }
+@test "unit: -t recipients from the header" { unit test_header; }
+@test "unit: aliases for local recipients" { unit test_aliases; }
