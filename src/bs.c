@@ -203,9 +203,7 @@ static int cmd_data(struct bs *b)
 	r = submit_prepared(b->p, &o, &b->env, &m, &rep);
 	message_free(&m);
 	int ret;
-	bool delivered = false;
-	for (size_t i = 0; i < b->env.nrcpt; i++)
-		delivered |= b->env.rcpt[i].accepted;
+	bool delivered = rep.delivered;
 	if (r == 0) {
 		ret = reply(b, "250 2.0.0 message relayed");
 	} else if (delivered && rep.worst != ERR_OK) {

@@ -1311,3 +1311,18 @@ out:
 	free(o);
 	return rc;
 }
+
+int compose_from_field(const char *display, const struct addr *a, int max_header_length,
+		       struct strbuf *out, struct err *e)
+{
+	struct hdr h = { .out = out, .e = e };
+
+	if (display && check_text("From", display, true, e) < 0)
+		return -1;
+	h.limit = max_header_length < FOLD_MIN ? FOLD_MIN
+		  : max_header_length > HDR_LINE_MAX ? HDR_LINE_MAX : (size_t)max_header_length;
+	hdr_begin(&h, "From");
+	hdr_mailbox(&h, " ", display, a);
+	hdr_end(&h);
+	return h.rc;
+}

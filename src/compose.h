@@ -60,6 +60,13 @@ int compose_scan_body(FILE *body, bool *is_8bit, bool *needs_qp, struct err *e);
  * qp is true.  Errors: ERR_IO. */
 int compose_write_body(FILE *body, bool qp, FILE *out, struct err *e);
 
+struct addr;
+/* Append "From: display <addr>\r\n" to out, the display name quoted or
+ * RFC 2047 encoded as needed and folded at max_header_length (for a raw
+ * message that lacks its From).  Errors: ERR_DATA for a bad name. */
+int compose_from_field(const char *display, const struct addr *a, int max_header_length,
+		       struct strbuf *out, struct err *e);
+
 /* The generated values, exposed for tests and for raw messages that lack
  * them: "Mon, 23 Nov 2026 11:30:07 +0000" and "<hex@host>". */
 void compose_date(time_t t, char *buf, size_t bufsz);

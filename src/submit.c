@@ -261,21 +261,12 @@ int submit_complete_raw(const struct props *p, const struct envelope *env, struc
 		struct addr a;
 		if (addr_parse_one(from, ADDR_ALLOW_LOCAL, &a, e) < 0)
 			return -1;
-		sb_adds(&m->prefix, "From: ");
-		if (*p->full_name) {
-			sb_adds(&m->prefix, "\"");
-			for (const char *s = p->full_name; *s; s++) {
-				if (*s == '"' || *s == '\\')
-					sb_addc(&m->prefix, '\\');
-				sb_addc(&m->prefix, *s);
-			}
-			sb_adds(&m->prefix, "\" <");
-			addr_append_spec(&m->prefix, &a);
-			sb_adds(&m->prefix, ">");
-		} else {
-			addr_append_spec(&m->prefix, &a);
+		int r = compose_from_field(*p->full_name ? p->full_name : NULL, &a,
+					   (int)p->max_header_length, &m->prefix, e);
+		if (r < 0) {
+			addr_free(&a);
+			return -1;
 		}
-		sb_adds(&m->prefix, "\r\n");
 		addr_free(&a);
 	}
 	if (spool_find_header(&m->sp, "Message-ID") < 0 && strcmp(p->message_id, "") != 0) {
@@ -480,6 +471,7 @@ int submit_prepared(struct props *p, const struct submit_opts *o, struct envelop
 	}
 
 	int r = o->verify_only ? deliver_verify(p, env, &res, &e) : deliver_message(p, m, env, &res, &e);
+	rep->delivered = res.delivered;
 
 	/* Every refused recipient, then the transaction's error: the most
 	 * serious status of them all wins. */

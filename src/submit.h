@@ -22,6 +22,7 @@ struct submit_report {
 	struct err *v;         /* every failure, in order */
 	size_t n;
 	enum err_class worst;  /* ERR_OK when all went well */
+	bool delivered;        /* the server took the message (maybe not for all) */
 };
 
 /* The "from" of the rc account in effect, for RewriteEnvelopeFrom (the

@@ -141,7 +141,7 @@ compose() {
 	printf 'To: t@example.test\nBcc: hidden@example.test,\n  other@example.test\nSubject: raw\n\nbody\n' >"$BATS_TEST_TMPDIR/m"
 	run "$SMTPSEND" --print -f me@example.test -F 'Cron Daemon' t@example.test <"$BATS_TEST_TMPDIR/m"
 	[ "$status" -eq 0 ]
-	[[ "$output" == *'From: "Cron Daemon" <me@example.test>'* ]]
+	[[ "$output" == *'From: Cron Daemon <me@example.test>'* ]]
 	[[ "$output" == *$'\nDate: '* ]]
 	[[ "$output" == *'Message-ID: <'* ]]
 	[[ "$output" != *hidden@* ]]
