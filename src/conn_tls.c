@@ -1233,3 +1233,10 @@ fail:
 	tls_free(t);
 	return -1;
 }
+
+void *conn_tls_session(const struct conn *c)
+{
+	if (!c->ops || c->ops != &tls_ops || !c->ctx)
+		return NULL;
+	return ((const struct tls_ctx *)c->ctx)->s;
+}

@@ -76,6 +76,10 @@ int conn_tls_start(struct conn *c, const struct tls_opts *o, struct tls_info *in
  * anything is sent.  Errors: as conn_tls_start's ERR_CONFIG/ERR_NOHOST. */
 int conn_tls_check_opts(const struct tls_opts *o, struct err *e);
 
+/* The GnuTLS session of a TLS connection (a gnutls_session_t), for
+ * channel binding; NULL when c is not TLS. */
+void *conn_tls_session(const struct conn *c);
+
 /* Forget the cached session data (ReuseSSLSession off, or the end of a
  * run).  Never fails. */
 void conn_tls_forget_sessions(void);

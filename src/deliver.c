@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "conn_tls.h"
+#include "sasl.h"
+#include "secret.h"
 #include "dotstuff.h"
 #include "log.h"
 #include "reply.h"
@@ -49,17 +51,15 @@ void deliver_tls_opts(const struct props *p, struct tls_opts *o)
 	o->keylog_file = nonempty(p->ssl_keylog_file) ? p->ssl_keylog_file : nonempty(getenv("SSLKEYLOGFILE"));
 	o->no_resume = !p->reuse_ssl_session;
 	const char *cert = nonempty(p->ssl_cert_file);
-	if (cert) {
-		size_t n = strlen(cert);
-		bool p12 = (n > 4 && (strcmp(cert + n - 4, ".p12") == 0 || strcmp(cert + n - 4, ".pfx") == 0));
-		if (p12) {
-			o->p12_file = cert;
-			o->p12_password = p->ssl_cert_password;
-		} else {
-			o->cert_file = cert;
-			o->key_file = nonempty(p->ssl_key_file);
-		}
+	size_t n = cert ? strlen(cert) : 0;
+	if (n > 4 && (ascii_casecmp(cert + n - 4, ".p12") == 0 || ascii_casecmp(cert + n - 4, ".pfx") == 0)) {
+		o->p12_file = cert;
+		o->p12_password = p->ssl_cert_password;
+	} else {
+		o->cert_file = cert;
 	}
+	/* a key without its certificate is a mistake conn_tls reports */
+	o->key_file = nonempty(p->ssl_key_file);
 }
 
 enum tls_use deliver_tls_use(const struct props *p)
@@ -106,20 +106,24 @@ static int read_reply(struct conn *c, struct reply *r, struct err *e)
 		int k = reply_add_line(r, line, len, e);
 		if (k < 0)
 			return -1;
+		if (cut)
+			r->truncated = true; /* the line was longer than we keep */
 		if (k > 0)
 			return 0;
 	}
 }
 
 /* Write commands, one trace line each. */
-static int send_commands(struct conn *c, const struct strbuf *out, struct err *e)
+static int send_commands(struct conn *c, const struct strbuf *out, size_t secret_from,
+			 struct err *e)
 {
 	const char *s = out->s;
 	const char *end = out->s + out->len;
 	while (s < end) {
 		const char *nl = memchr(s, '\n', (size_t)(end - s));
 		size_t l = nl ? (size_t)(nl - s) + 1 : (size_t)(end - s);
-		log_client(s, l >= 2 ? l - 2 : l, (size_t)-1);
+		/* only the first line can be an AUTH line: it goes out alone */
+		log_client(s, l >= 2 ? l - 2 : l, s == out->s ? secret_from : (size_t)-1);
 		s += l;
 	}
 	if (conn_write(c, out->s, out->len, e) < 0)
@@ -171,6 +175,35 @@ static int send_body(struct conn *c, const struct message *m, struct err *e)
 	return rc;
 }
 
+const char *deliver_auth_wanted(const struct props *p)
+{
+	const char *a = p->auth_mechanism;
+	if (ascii_casecmp(a, "none") == 0)
+		return NULL;
+	if (ascii_casecmp(a, "auto") == 0 && !*p->user)
+		return NULL; /* nothing to authenticate with */
+	return a;
+}
+
+/* Channel binding data for SCRAM-*-PLUS from the TLS session; without it
+ * the -PLUS mechanisms are simply not chosen. */
+static void channel_binding(struct conn *c, struct sasl_creds *creds, unsigned char **cb)
+{
+	struct err ignored;
+	size_t len = 0;
+	const char *type = NULL;
+	void *sess = conn_tls_session(c);
+
+	free(*cb);
+	*cb = NULL;
+	creds->cb_data = NULL;
+	if (sess && sasl_tls_channel_binding(sess, cb, &len, &type, &ignored) == 0) {
+		creds->cb_data = *cb;
+		creds->cb_len = len;
+		creds->cb_type = type;
+	}
+}
+
 static int run_session(const struct props *p, struct message *m, struct envelope *env,
 		       bool verify, struct deliver_result *res, struct err *e);
 
@@ -220,12 +253,35 @@ static int run_session(const struct props *p, struct message *m, struct envelope
 	struct strbuf out = STRBUF_INIT;
 	struct reply r;
 	struct err ce;
+	struct sasl_creds creds = { 0 };
+	char *secret = NULL;
+	unsigned char *cb = NULL;
 
 	memset(res, 0, sizeof *res);
+	deliver_progress = DELIVER_NOT_SENT;
 	if (strpbrk(cfg.hello, " \t\r\n") || !*cfg.hello) {
 		err_set(e, ERR_CONFIG, 0, "Hello name \"%s\" must be one word without spaces",
 			cfg.hello);
 		return -1;
+	}
+	/* Credentials, and the secret from wherever it lives, before
+	 * connecting: a prompt or a failing password_command must not hold
+	 * a connection open. */
+	cfg.auth = deliver_auth_wanted(p);
+	if (cfg.auth) {
+		bool needs_secret = ascii_casecmp(cfg.auth, "EXTERNAL") != 0 &&
+				    ascii_casecmp(cfg.auth, "GSSAPI") != 0 &&
+				    ascii_casecmp(cfg.auth, "GS2-KRB5") != 0;
+		if (needs_secret && secret_get(p->user, p->mail_server, p->password,
+					       p->password_command, &secret, e) < 0)
+			return -1;
+		creds.user = p->user;
+		creds.password = secret;
+		creds.authzid = nonempty(p->authorization_identity);
+		creds.host = p->mail_server;
+		creds.port = deliver_port(p);
+		creds.service = "smtp";
+		cfg.creds = &creds;
 	}
 	enum tls_use use = deliver_tls_use(p);
 	if (use != TLSUSE_NONE) {
@@ -236,15 +292,19 @@ static int run_session(const struct props *p, struct message *m, struct envelope
 			return -1;
 	}
 	log_info("connecting to %s port %d", p->mail_server, to.port);
-	if (conn_tcp_open(&c, &to, e) < 0)
+	if (conn_tcp_open(&c, &to, e) < 0) {
+		secret_free(secret);
 		return -1;
+	}
 	log_info("connected to %s", c.peer);
 	if (use == TLSUSE_IMPLICIT) {
 		cfg.tls_active = true;
 		if (start_tls(&c, p, NULL, e) < 0) {
 			conn_close(&c);
+			secret_free(secret);
 			return -1;
 		}
+		channel_binding(&c, &creds, &cb);
 	}
 	/* The loopback exception: traffic to a relay on this machine never
 	 * crosses a network, so plaintext there is not a downgrade. */
@@ -279,6 +339,7 @@ static int run_session(const struct props *p, struct message *m, struct envelope
 				session_conn_failed(&s, &ce);
 				continue;
 			}
+			channel_binding(&c, &creds, &cb);
 			session_tls_done(&s);
 			continue;
 		}
@@ -290,7 +351,7 @@ static int run_session(const struct props *p, struct message *m, struct envelope
 			session_body_sent(&s);
 			continue;
 		}
-		if (out.len && send_commands(&c, &out, &ce) < 0) {
+		if (out.len && send_commands(&c, &out, s.secret_from, &ce) < 0) {
 			session_conn_failed(&s, &ce);
 			continue;
 		}
@@ -319,6 +380,9 @@ static int run_session(const struct props *p, struct message *m, struct envelope
 	conn_close(&c);
 	reply_free(&r);
 	sb_free(&out);
+	session_free(&s);
+	secret_free(secret);
+	free(cb);
 
 	res->delivered = s.delivered;
 	res->possibly_delivered = !s.delivered && s.body_sent;
@@ -335,7 +399,7 @@ static int info_command(struct conn *c, const char *cmd, struct reply *r, struct
 {
 	struct strbuf out = STRBUF_INIT;
 	sb_addf(&out, "%s\r\n", cmd);
-	int rc = send_commands(c, &out, e);
+	int rc = send_commands(c, &out, (size_t)-1, e);
 	sb_free(&out);
 	return rc < 0 ? -1 : read_reply(c, r, e);
 }

@@ -55,6 +55,10 @@ int deliver_serverinfo(const struct props *p, FILE *out, struct err *e);
 int deliver_verify(const struct props *p, struct envelope *env, struct deliver_result *res,
 		   struct err *e);
 
+/* The SASL mechanism to use ("auto" or a name), or NULL for no AUTH:
+ * AuthMechanism none, or auto without a user. */
+const char *deliver_auth_wanted(const struct props *p);
+
 /* The EHLO/HELO name: Hello if set, else this host's fully qualified
  * name, else "localhost".  Returned string is static. */
 const char *deliver_hello_name(const struct props *p);

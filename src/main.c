@@ -95,7 +95,8 @@ static void on_signal(int sig)
 static void print_version(void)
 {
 	printf("smtpsend %s\n", PACKAGE_VERSION);
-	printf("features: smtp esmtp pipelining 8bitmime size smtputf8-envelope idn rc-accounts\n");
+	printf("features: esmtp pipelining size 8bitmime smtputf8 idn dsn tls(starttls,implicit,pinning,"
+	       "client-certificates) sasl rc-accounts sendmail(-t,-bs,-bv,aliases)\n");
 	printf("libraries: GnuTLS %s, libidn2 %s\n", gnutls_check_version(NULL),
 	       idn2_check_version(NULL));
 	printf("system rc file: %s\n", rcfile_system_path());
@@ -257,6 +258,10 @@ static int normalize_dsn(struct props *p, struct err *e)
 		free(p->dsn_notify);
 		p->dsn_notify = sb.s ? sb.s : xstrdup("");
 	}
+	if (strlen(p->dsn_envid) > 100) {
+		err_set(e, ERR_USAGE, 0, "-V: an envelope id has at most 100 characters (RFC 3461)");
+		return -1;
+	}
 	if (*p->dsn_return) {
 		if (ascii_casecmp(p->dsn_return, "full") != 0 && ascii_casecmp(p->dsn_return, "hdrs") != 0) {
 			err_set(e, ERR_USAGE, 0, "-R %s: use full or hdrs", p->dsn_return);
@@ -307,8 +312,13 @@ static int run_mode(const struct cli *c, struct props *p, struct err *e)
 		o.verify_only = true;
 		break;
 	default:
-		if (c->flush)
+		if (c->flush) {
+			if (p->send_to.n || p->cc.n || p->bcc.n) {
+				err_set(e, ERR_USAGE, 0, "-q flushes the queue and takes no recipients");
+				return fail(e);
+			}
 			return EX_OK; /* -q: no queue, nothing to flush */
+		}
 		break;
 	}
 	submit_from_props(p, &o, &rep);
@@ -357,6 +367,11 @@ int main(int argc, char **argv)
 	}
 
 	props_init(&p);
+	/* Programs that call sendmail hand over whatever their jobs printed:
+	 * as sendmail, a body that cannot go out as it is gets encoded
+	 * rather than refused (the rc file may still say otherwise). */
+	if (strcmp(prog, "sendmail") == 0)
+		props_set(&p, "EncodeRawBody", "true", &e);
 	/* Positional recipients are SendTo, after any --to. */
 	for (size_t i = 0; i < c.recipients.n; i++) {
 		sl_add(&c.keys, "SendTo");

@@ -117,6 +117,7 @@ static const struct propdef defs[] = {
 	STR("DefaultDomain", "default_domain", default_domain, ""),
 	BOOL("ReadEnvelopeFrom", "read_envelope_from", read_envelope_from, "true"),
 	BOOL("RewriteEnvelopeFrom", "rewrite_envelope_from", rewrite_envelope_from, "false"),
+	BOOL("EncodeRawBody", "encode_raw_body", encode_raw_body, "false"),
 
 	/* Reference settings that have no meaning for a command-line tool. */
 	NA("DoEvents", "smtpsend runs one operation per process; there is no event loop to pump"),

@@ -94,6 +94,7 @@ struct props {
 	char *default_domain;       /* appended to local names without alias */
 	bool read_envelope_from;    /* envelope sender from the From header */
 	bool rewrite_envelope_from; /* always send as From (the account's) */
+	bool encode_raw_body;       /* quoted-printable instead of refusing bad lines */
 
 	/* Output */
 	bool trace;                 /* -v: protocol trace on stderr */

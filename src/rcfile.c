@@ -69,7 +69,7 @@ static bool is_secret(const char *key, const char *value)
 	static const char *const keys[] = {
 		"password", "firewallpassword", "proxy_password",
 		"tls_key_password", "authorizationidentity", "authorization_identity",
-		"tls_cert_password",
+		"tls_cert_password", "sslcertpassword",
 	};
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (ascii_casecmp(key, keys[i]) == 0)

@@ -34,6 +34,30 @@ void session_init(struct session *s, const struct session_cfg *cfg, struct envel
 	s->state = S_GREETING;
 	s->quit_ok = true;
 	s->tls_active = cfg->tls_active;
+	s->secret_from = (size_t)-1;
+}
+
+static void wipe_free(char *p)
+{
+	if (p) {
+		explicit_bzero(p, strlen(p));
+		free(p);
+	}
+}
+
+void session_free(struct session *s)
+{
+	sasl_free(s->sasl);
+	s->sasl = NULL;
+	wipe_free(s->auth_response);
+	s->auth_response = NULL;
+}
+
+/* After a successful EHLO/HELO (and TLS when required): authenticate
+ * when credentials are configured, else start the transaction. */
+static void after_hello(struct session *s)
+{
+	set_state(s, s->cfg->auth ? S_AUTH : S_MAIL);
 }
 
 size_t session_expected(const struct session *s)
@@ -168,7 +192,7 @@ static void next_batch(struct session *s, struct strbuf *out)
 		sb_addf(out, "MAIL FROM:<%s>", env->from);
 		if (s->caps.size && env->size)
 			sb_addf(out, " SIZE=%llu", (unsigned long long)env->size);
-		if (env->body_8bit && s->caps.eightbitmime)
+		if ((env->body_8bit || env->declared_8bit) && s->caps.eightbitmime)
 			sb_adds(out, " BODY=8BITMIME");
 		if (env->smtputf8 && s->caps.smtputf8)
 			sb_adds(out, " SMTPUTF8");
@@ -186,8 +210,7 @@ static void next_batch(struct session *s, struct strbuf *out)
 	while (s->next_rcpt < env->nrcpt && batch < SESSION_RCPT_BATCH) {
 		sb_addf(out, "RCPT TO:<%s>", env->rcpt[s->next_rcpt].addr);
 		if (s->caps.dsn && s->cfg->dsn_notify) {
-			sb_addf(out, " NOTIFY=%s ORCPT=%s;", s->cfg->dsn_notify,
-				s->env->smtputf8 && s->caps.smtputf8 ? "utf-8" : "rfc822");
+			sb_addf(out, " NOTIFY=%s ORCPT=rfc822;", s->cfg->dsn_notify);
 			add_xtext(out, env->rcpt[s->next_rcpt].addr);
 		}
 		sb_adds(out, "\r\n");
@@ -246,8 +269,120 @@ static bool check_server_fit(struct session *s)
 	return true;
 }
 
+/* The AUTH command, or the next line of the SASL exchange. */
+static void next_auth(struct session *s, struct strbuf *out)
+{
+	struct err e = { 0 };
+	char *initial = NULL;
+
+	if (s->auth_response) {
+		s->secret_from = 0; /* the whole line is SASL data */
+		sb_addf(out, "%s\r\n", s->auth_response);
+		wipe_free(s->auth_response);
+		s->auth_response = NULL;
+		push(s, C_AUTH, 0);
+		return;
+	}
+	if (!s->caps.auth[0]) {
+		fail(s, ERR_UNAVAILABLE, SEED_PROTOCOL,
+		     s->tls_active ? "credentials are configured but the server offers no AUTH"
+				   : "credentials are configured but the server offers no AUTH without "
+				     "TLS; use --tls=starttls or --tls=implicit");
+		return;
+	}
+	if (sasl_choose(s->cfg->auth, s->caps.auth, s->tls_active, s->cfg->creds->cb_data != NULL,
+			&s->mech, &e) < 0 ||
+	    sasl_start(s->mech, s->cfg->creds, &s->sasl, &initial, &e) < 0) {
+		s->failed = true;
+		s->err = e;
+		return;
+	}
+	log_info("authenticating as %s with %s", s->cfg->creds->user ? s->cfg->creds->user : "",
+		 s->mech);
+	sb_addf(out, "AUTH %s", s->mech);
+	if (initial) {
+		s->secret_from = out->len + 1;
+		sb_addf(out, " %s", initial);
+		wipe_free(initial);
+	}
+	sb_adds(out, "\r\n");
+	push(s, C_AUTH, 0);
+}
+
+/* The server's answer to AUTH or to a SASL line. */
+static int on_auth(struct session *s, const struct reply *r)
+{
+	char what[700];
+	const char *user = s->cfg->creds->user ? s->cfg->creds->user : "";
+
+	if (r->code == 235 && s->sasl && !sasl_finished(s->sasl)) {
+		/* SCRAM and DIGEST-MD5 make the server prove it knows the
+		 * password; a 235 before that proof is not to be trusted. */
+		fail_reply(s, ERR_AUTH, "the server claimed success before proving its identity", r);
+		return -1;
+	}
+	if (r->code == 235) {
+		s->authenticated = true;
+		sasl_free(s->sasl);
+		s->sasl = NULL;
+		set_state(s, S_MAIL);
+		return 0;
+	}
+	if (r->code == 334 && !s->auth_cancelled) {
+		struct err e = { 0 };
+		if (r->truncated) {
+			err_set(&e, ERR_PROTOCOL, SEED_PROTOCOL,
+				"the server's SASL challenge is too long; authentication cancelled");
+			s->auth_cancelled = true;
+			s->auth_err = e;
+			s->auth_response = xstrdup("*");
+		} else if (sasl_step(s->sasl, r->text ? r->text : "", &s->auth_response, &e) < 0) {
+			/* cancel the exchange (RFC 4954 section 4), report why */
+			s->auth_cancelled = true;
+			s->auth_err = e;
+			s->auth_response = xstrdup("*");
+		}
+		return 0;
+	}
+	if (s->auth_cancelled) {
+		s->failed = true;
+		s->err = s->auth_err;
+		return -1;
+	}
+	const char *detail = s->sasl ? sasl_error_detail(s->sasl) : NULL;
+	if (reply_class(r) == 4) {
+		fail_reply(s, ERR_TEMP, "authentication is not possible right now", r);
+		return -1;
+	}
+	switch (r->code) {
+	case 535:
+		snprintf(what, sizeof what, "the server refused the credentials of %.200s (%s)%s%.200s",
+			 user, s->mech, detail ? "; " : "", detail ? detail : "");
+		fail_reply(s, ERR_AUTH, what, r);
+		break;
+	case 534:
+		snprintf(what, sizeof what, "%s is not accepted for %.200s: the server may want an app "
+			 "password or another mechanism (--auth)", s->mech, user);
+		fail_reply(s, ERR_AUTH, what, r);
+		break;
+	case 538:
+		snprintf(what, sizeof what, "the server wants TLS before %s (--tls=starttls)", s->mech);
+		fail_reply(s, ERR_AUTH, what, r);
+		break;
+	case 504:
+		snprintf(what, sizeof what, "the server does not support %s after all", s->mech);
+		fail_reply(s, ERR_UNAVAILABLE, what, r);
+		break;
+	default:
+		snprintf(what, sizeof what, "authentication of %.200s with %s failed", user, s->mech);
+		fail_reply(s, ERR_AUTH, what, r);
+	}
+	return -1;
+}
+
 enum sess_action session_next(struct session *s, struct strbuf *out)
 {
+	s->secret_from = (size_t)-1;
 	if (s->qlen)
 		return ACT_SEND; /* replies still owed: read them first */
 
@@ -287,6 +422,11 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 		return ACT_SEND;
 	case S_TLS:
 		return ACT_STARTTLS;
+	case S_AUTH:
+		next_auth(s, out);
+		if (s->failed && !out->len)
+			return session_next(s, out);
+		return ACT_SEND;
 	case S_MAIL:
 		if (s->next_rcpt == 0 && !s->mail_ok && !check_server_fit(s))
 			return session_next(s, out);
@@ -385,11 +525,10 @@ int session_reply(struct session *s, const struct reply *r)
 					     "was sent in plaintext (use --tls=off to allow it)");
 					return -1;
 				}
-				s->caps_before_tls = s->caps;
 				set_state(s, S_STARTTLS);
 				return 0;
 			}
-			set_state(s, S_MAIL);
+			after_hello(s);
 			return 0;
 		}
 		if (r->code == 500 || r->code == 502) {
@@ -409,7 +548,7 @@ int session_reply(struct session *s, const struct reply *r)
 				     "required; nothing was sent in plaintext");
 				return -1;
 			}
-			set_state(s, S_MAIL);
+			after_hello(s);
 			return 0;
 		}
 		fail_reply(s, class_of(r, ERR_UNAVAILABLE), "server refused HELO", r);
@@ -423,6 +562,8 @@ int session_reply(struct session *s, const struct reply *r)
 			   "the server refused STARTTLS and TLS is required; nothing was sent in plaintext",
 			   r);
 		return -1;
+	case C_AUTH:
+		return on_auth(s, r);
 	case C_MAIL:
 		if (cls == 2) {
 			s->mail_ok = true;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include "err.h"
 #include "reply.h"
+#include "sasl.h"
 #include "util.h"
 
 enum rcpt_kind { RCPT_TO, RCPT_CC, RCPT_BCC };
@@ -40,6 +41,7 @@ struct envelope {
 	size_t nrcpt;
 	uint64_t size;         /* message size on the wire, for SIZE= */
 	bool body_8bit;        /* needs BODY=8BITMIME */
+	bool declared_8bit;    /* -B 8BITMIME: say so when the server listens */
 	bool smtputf8;         /* needs SMTPUTF8 */
 };
 
@@ -62,16 +64,18 @@ struct session_cfg {
 	const char *dsn_ret;   /* RET= on MAIL, or NULL */
 	const char *dsn_envid; /* ENVID= on MAIL, or NULL */
 	bool dsn_optional;     /* without DSN at the server, send anyway */
+	const char *auth;      /* mechanism or "auto"; NULL = no AUTH */
+	const struct sasl_creds *creds; /* for AUTH */
 };
 
 enum sess_state {
-	S_GREETING, S_EHLO, S_HELO, S_STARTTLS, S_TLS, S_MAIL, S_DATA, S_BODY, S_DOT, S_QUIT,
+	S_GREETING, S_EHLO, S_HELO, S_STARTTLS, S_TLS, S_AUTH, S_MAIL, S_DATA, S_BODY, S_DOT, S_QUIT,
 	S_DONE,
 };
 
 enum sess_action { ACT_SEND, ACT_SEND_BODY, ACT_STARTTLS, ACT_ABORT, ACT_DONE };
 
-enum cmd_kind { C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_MAIL, C_RCPT, C_DATA, C_DOT, C_QUIT };
+enum cmd_kind { C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_AUTH, C_MAIL, C_RCPT, C_DATA, C_DOT, C_QUIT };
 
 #define SESSION_RCPT_BATCH 100
 #define SESSION_MAXQ (SESSION_RCPT_BATCH + 4)
@@ -95,12 +99,23 @@ struct session {
 	bool delivered;        /* 2xx after the final dot */
 	bool body_sent;        /* the final dot went out: point of no return */
 	bool tls_active;       /* commands now travel inside TLS */
-	struct caps caps_before_tls; /* what the server offered in plaintext */
+
+	struct sasl *sasl;     /* the AUTH exchange in progress */
+	const char *mech;      /* its mechanism */
+	char *auth_response;   /* next SASL line to send (base64), secret */
+	bool auth_cancelled;   /* "*" sent after a bad challenge */
+	struct err auth_err;   /* why it was cancelled */
+	bool authenticated;
+	/* Offset in the first line of the last yielded output from which it
+	 * is secret (masked in traces), or (size_t)-1. */
+	size_t secret_from;
 
 	struct err err;        /* why the session failed, when failed */
 };
 
 void session_init(struct session *s, const struct session_cfg *cfg, struct envelope *env);
+/* Release what the session holds (SASL state, wiped). */
+void session_free(struct session *s);
 
 /* The next step; commands, if any, are appended to out (CR LF ended). */
 enum sess_action session_next(struct session *s, struct strbuf *out);

@@ -12,6 +12,8 @@
 #include "spool.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -72,13 +74,31 @@ static inline size_t plain_run(const unsigned char *p, size_t n, uint64_t *bytes
 	return i;
 }
 
-static int bare_cr(struct scan *s)
+/* A line that cannot go out as it is: an error, or with tolerate_faults
+ * the first one is noted and reading goes on. */
+static int fault(struct scan *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fault(struct scan *s, const char *fmt, ...)
 {
-	if (!s->o->allow_bare_cr) {
-		err_set(s->e, ERR_DATA, 0, "line %ju: bare CR (carriage return without line feed)",
-			(uintmax_t)s->lineno);
+	char msg[160];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (!s->o->tolerate_faults) {
+		err_set(s->e, ERR_DATA, 0, "line %ju: %s", (uintmax_t)s->lineno, msg);
 		return -1;
 	}
+	if (!s->sp->fault_line) {
+		s->sp->fault_line = s->lineno;
+		snprintf(s->sp->fault, sizeof s->sp->fault, "%s", msg);
+	}
+	return 0;
+}
+
+static int bare_cr(struct scan *s)
+{
+	if (!s->o->allow_bare_cr && fault(s, "bare CR (carriage return without line feed)") < 0)
+		return -1;
 	/* dotstuff.c sends it as a line break. */
 	s->extra++;
 	return 0;
@@ -176,9 +196,8 @@ static int end_line(struct scan *s, bool lf)
 	if (lf && s->last_cr)
 		len--;
 	if (len > MAX_LINE) {
-		err_set(s->e, ERR_DATA, 0, "line %ju: line longer than %d octets (%ju)",
-			(uintmax_t)s->lineno, MAX_LINE, (uintmax_t)len);
-		return -1;
+		if (fault(s, "line longer than %d octets (%ju)", MAX_LINE, (uintmax_t)len) < 0)
+			return -1;
 	}
 	if (len == 1 && s->first == '.' && !s->o->ignore_dots) {
 		s->done = true;
@@ -215,9 +234,10 @@ static int scan_piece(struct scan *s, const unsigned char *p, size_t n, bool lf)
 		size_t m = n - cr_end, i = 0;
 		while ((i += plain_run(p + i, m - i, &s->bytes_or)) < m) {
 			if (p[i] == '\0') {
-				err_set(s->e, ERR_DATA, 0, "line %ju: NUL byte in message",
-					(uintmax_t)s->lineno);
-				return -1;
+				if (fault(s, "NUL byte in message") < 0)
+					return -1;
+				i++;
+				continue;
 			}
 			if (bare_cr(s) < 0)
 				return -1;

@@ -57,6 +57,8 @@ struct spool {
 	                      * a final unterminated line and, when allowed, a
 	                      * bare CR become CR LF), without dot-stuffing: the
 	                      * SIZE= value of RFC 1870 */
+	uint64_t fault_line;   /* with tolerate_faults: first bad line, 0 = none */
+	char fault[160];       /* and what is wrong with it */
 	struct spool_header *hdr;
 	size_t nhdr;
 };
@@ -64,6 +66,9 @@ struct spool {
 struct spool_opts {
 	bool ignore_dots;        /* -i / -oi: a lone "." is data */
 	bool allow_bare_cr;      /* composed messages are already clean */
+	bool tolerate_faults;    /* record the first NUL, bare CR or long line
+				  * in fault/fault_line instead of failing, so
+				  * the caller can encode the body instead */
 	const char *tmpdir;      /* NULL: $TMPDIR or /tmp */
 };
 

@@ -177,11 +177,9 @@ static int compose_to_spool(const struct props *p, const struct strlist *to, str
 			return -1;
 		}
 	} else {
-		static const char empty[1];
 		size_t n = strlen(p->message_text);
-		body = fmemopen(n ? p->message_text : (char *)empty, n ? n : 1, "rb");
-		if (body && !n)
-			fseeko(body, 0, SEEK_END);
+		/* fmemopen cannot open an empty buffer */
+		body = n ? fmemopen(p->message_text, n, "rb") : fopen("/dev/null", "rb");
 		if (!body) {
 			err_set(e, ERR_OS, 0, "fmemopen: %s", strerror(errno));
 			return -1;
@@ -216,10 +214,97 @@ done:
 	return ret;
 }
 
+/* The value of header i without leading blanks. */
+static const char *hvalue(const struct spool *sp, int i)
+{
+	const char *v = sp->hdr[i].value;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	return v;
+}
+
+/* A raw message whose body has lines that cannot go out as they are (a
+ * NUL, a bare CR, a line over 998 octets: typical of a cron job's output)
+ * is rewritten with a quoted-printable body, when it is a single text
+ * part so that this changes nothing the reader sees.  Errors: ERR_DATA
+ * naming the line when the message cannot be encoded that way. */
+static int encode_body(const struct props *p, struct message *m, struct err *e)
+{
+	struct spool *sp = &m->sp;
+	int ct = spool_find_header(sp, "Content-Type");
+	int cte = spool_find_header(sp, "Content-Transfer-Encoding");
+	const char *why = NULL;
+
+	if (!p->encode_raw_body)
+		why = "";
+	else if (ct >= 0 && ascii_ncasecmp(hvalue(sp, ct), "text/", 5) != 0)
+		why = " (not a single text part, so it cannot be re-encoded)";
+	else if (cte >= 0 && ascii_ncasecmp(hvalue(sp, cte), "7bit", 4) != 0 &&
+		 ascii_ncasecmp(hvalue(sp, cte), "8bit", 4) != 0 &&
+		 ascii_ncasecmp(hvalue(sp, cte), "binary", 6) != 0)
+		why = " (already transfer-encoded)";
+	if (why) {
+		err_set(e, ERR_DATA, 0, "line %ju: %s%s", (uintmax_t)sp->fault_line, sp->fault, why);
+		return -1;
+	}
+
+	FILE *out = tmpfile();
+	FILE *in = NULL;
+	char *buf = NULL;
+	int ret = -1;
+	int dfd = dup(sp->fd);
+	if (!out || dfd < 0 || !(in = fdopen(dfd, "rb"))) {
+		err_set(e, ERR_CANTCREAT, 0, "cannot re-encode the message: %s", strerror(errno));
+		if (dfd >= 0 && !in)
+			close(dfd);
+		goto done;
+	}
+	/* the header block, without its old Content-Transfer-Encoding */
+	off_t pos = 0;
+	size_t blen = (size_t)sp->fields_end;
+	buf = xmalloc(blen ? blen : 1);
+	if (pread(sp->fd, buf, blen, 0) != (ssize_t)blen) {
+		err_set(e, ERR_IO, 0, "reading the spooled message: %s", strerror(errno));
+		goto done;
+	}
+	for (size_t i = 0; i < sp->nhdr; i++) {
+		if ((int)i != cte)
+			continue;
+		fwrite(buf + pos, 1, (size_t)(sp->hdr[i].start - pos), out);
+		pos = sp->hdr[i].end;
+	}
+	fwrite(buf + pos, 1, blen - (size_t)pos, out);
+	if (blen && buf[blen - 1] != '\n')
+		fputs("\r\n", out);
+	if (spool_find_header(sp, "MIME-Version") < 0)
+		fputs("MIME-Version: 1.0\r\n", out);
+	if (ct < 0)
+		fprintf(out, "Content-Type: text/plain; charset=%s\r\n", *p->charset ? p->charset : "UTF-8");
+	fputs("Content-Transfer-Encoding: quoted-printable\r\n\r\n", out);
+	if (fseeko(in, sp->header_end, SEEK_SET) != 0 || compose_write_body(in, true, out, e) < 0 ||
+	    fflush(out) != 0 || fseeko(out, 0, SEEK_SET) != 0) {
+		if (!e->cls)
+			err_set(e, ERR_IO, 0, "re-encoding the message: %s", strerror(errno));
+		goto done;
+	}
+	log_info("line %ju: %s: the body goes out quoted-printable", (uintmax_t)sp->fault_line,
+		 sp->fault);
+	spool_free(sp);
+	struct spool_opts so = { .ignore_dots = true };
+	ret = spool_read(fileno(out), &so, sp, e);
+done:
+	free(buf);
+	if (in)
+		fclose(in);
+	if (out)
+		fclose(out);
+	return ret;
+}
+
 static int read_raw(const struct props *p, struct message *m, struct err *e)
 {
 	int fd = 0;
-	struct spool_opts so = { .ignore_dots = p->ignore_dots };
+	struct spool_opts so = { .ignore_dots = p->ignore_dots, .tolerate_faults = true };
 
 	if (*p->message_file && strcmp(p->message_file, "-") != 0) {
 		fd = open(p->message_file, O_RDONLY | O_CLOEXEC);
@@ -232,6 +317,8 @@ static int read_raw(const struct props *p, struct message *m, struct err *e)
 	int r = spool_read(fd, &so, &m->sp, e);
 	if (fd != 0)
 		close(fd);
+	if (r == 0 && m->sp.fault_line)
+		r = encode_body(p, m, e);
 	return r;
 }
 
@@ -336,13 +423,17 @@ static int print_message(const struct envelope *env, const struct message *m, st
 
 int submit_check_policy(const struct props *p, struct err *e)
 {
-	/* Never send unauthenticated when the user asked for authentication. */
-	if (*p->user || *p->password || *p->password_command ||
-	    (ascii_casecmp(p->auth_mechanism, "auto") != 0 &&
-	     ascii_casecmp(p->auth_mechanism, "none") != 0)) {
-		err_set(e, ERR_CONFIG, 0,
-			"authentication (user, password, auth) is not available in this version of "
-			"smtpsend; remove those settings to send without it");
+	/* A password with nobody to authenticate as would be silently
+	 * unused; a user without a password source fails later anyway, but
+	 * an explicit mechanism without a user is a mistake now. */
+	if (!*p->user && (*p->password || *p->password_command)) {
+		err_set(e, ERR_CONFIG, 0, "a password is configured but no user: set user too");
+		return -1;
+	}
+	if (!*p->user && deliver_auth_wanted(p) && ascii_casecmp(p->auth_mechanism, "EXTERNAL") != 0 &&
+	    ascii_casecmp(p->auth_mechanism, "GSSAPI") != 0) {
+		err_set(e, ERR_CONFIG, 0, "--auth=%s needs a user (--user or user in the rc file)",
+			p->auth_mechanism);
 		return -1;
 	}
 	return 0;
@@ -417,6 +508,12 @@ static int resolve_local(const struct props *p, struct envelope *env, struct err
 	return ret;
 }
 
+/* The domain of local names: DefaultDomain, else this host's name. */
+static const char *local_domain(const struct props *p)
+{
+	return *p->default_domain ? p->default_domain : deliver_hello_name(p);
+}
+
 /* The envelope sender when none was given: the From header (unless
  * ReadEnvelopeFrom is off), else login@host. */
 static void default_sender(const struct props *p, const struct message *m, struct envelope *env)
@@ -434,9 +531,36 @@ static void default_sender(const struct props *p, const struct message *m, struc
 	addr_list_free(&al);
 	if (!env->from) {
 		char *u = login_name();
-		env->from = xasprintf("%s@%s", u, deliver_hello_name(p));
+		env->from = xasprintf("%s@%s", u, local_domain(p));
 		free(u);
 	}
+}
+
+/* Local names resolved, the sender settled and qualified: what every
+ * submission needs before its message is completed and sent. */
+static int finish_envelope(const struct props *p, struct envelope *env, const struct message *m,
+			   struct err *e)
+{
+	if (resolve_local(p, env, e) < 0)
+		return -1;
+
+	if (p->rewrite_envelope_from && submit_account_from && *submit_account_from) {
+		/* relays that insist on the authenticated address */
+		free(env->from);
+		env->from = NULL;
+		if (sender_from(submit_account_from, env, e) < 0)
+			return -1;
+	}
+	if (!env->from)
+		default_sender(p, m, env);
+	if (*env->from && !strchr(env->from, '@')) {
+		/* RFC 5321 wants a domain in MAIL FROM: -f root is qualified
+		 * like a local recipient */
+		char *q = xasprintf("%s@%s", env->from, local_domain(p));
+		free(env->from);
+		env->from = q;
+	}
+	return 0;
 }
 
 int submit_prepared(struct props *p, const struct submit_opts *o, struct envelope *env,
@@ -445,7 +569,12 @@ int submit_prepared(struct props *p, const struct submit_opts *o, struct envelop
 	struct deliver_result res;
 	struct err e = { 0 };
 
-	env->body_8bit = m->sp.has_8bit || p->body_type == 2;
+	if (finish_envelope(p, env, m, &e) < 0) {
+		report(rep, &e);
+		return -1;
+	}
+	env->body_8bit = m->sp.has_8bit;
+	env->declared_8bit = p->body_type == 2;
 	env->size = message_size(m);
 	if (p->body_type == 1 && m->sp.has_8bit) {
 		err_set(&e, ERR_DATA, 0, "-B 7BIT was given but the message holds 8-bit data");
@@ -521,7 +650,9 @@ int submit_from_props(struct props *p, const struct submit_opts *o, struct submi
 			goto fail;
 	}
 
-	if (compose_mode(p)) {
+	if (o->verify_only) {
+		/* -bv asks about recipients: there is no message to read */
+	} else if (compose_mode(p)) {
 		if (!*p->from) {
 			err_set(&e, ERR_USAGE, SEED_NO_FROM, "no sender: give --from (or from in the rc file)");
 			goto fail;
@@ -560,19 +691,9 @@ int submit_from_props(struct props *p, const struct submit_opts *o, struct submi
 			"(or set AllowEmptyTo for only --cc/--bcc)");
 		goto fail;
 	}
-	if (resolve_local(p, &env, &e) < 0)
+	if (finish_envelope(p, &env, &m, &e) < 0)
 		goto fail;
-
-	if (p->rewrite_envelope_from && submit_account_from && *submit_account_from) {
-		/* relays that insist on the authenticated address */
-		free(env.from);
-		env.from = NULL;
-		if (sender_from(submit_account_from, &env, &e) < 0)
-			goto fail;
-	}
-	if (!env.from)
-		default_sender(p, &m, &env);
-	if (!compose_mode(p) && submit_complete_raw(p, &env, &m, &e) < 0)
+	if (!o->verify_only && !compose_mode(p) && submit_complete_raw(p, &env, &m, &e) < 0)
 		goto fail;
 	/* Composed headers keep addresses as the user wrote them: UTF-8 there
 	 * is RFC 6532 and needs SMTPUTF8 end to end. */

@@ -120,10 +120,10 @@ setup() {
 	[[ "$output" == *"Subject: x"* ]]
 }
 
-@test "authentication settings are refused rather than silently ignored" {
-	run "$SMTPSEND" --host 127.0.0.1 --user bob --from me@example.test a@example.test <<<"hi"
+@test "a password without a user is a configuration error" {
+	run "$SMTPSEND" --host 127.0.0.1 --password-command 'echo x' --from me@example.test a@example.test <<<"hi"
 	[ "$status" -eq 78 ]
-	[[ "$output" == *"authentication"* ]]
+	[[ "$output" == *"no user"* ]]
 }
 
 @test "an empty --to does not count as a To recipient" {
