@@ -2,9 +2,11 @@
 #
 # Source this file (bats: "load postfix"; plain bash: ". tests/postfix.bash").
 # Works under bats and under "bash -e".  Needs root and the Debian postfix
-# package.
+# package; the optional SASL feature also needs sasl2-bin (saslpasswd2) and
+# libsasl2-modules.
 #
-#   postfix_start       create and start a private instance listening for
+#   postfix_start [--tls-cert FILE] [--tls-key FILE] [--sasl]
+#                       create and start a private instance listening for
 #                       SMTP on 127.0.0.1 on a free port; exports
 #                         POSTFIX_PORT  the SMTP port
 #                         POSTFIX_DIR   the instance's config directory
@@ -12,6 +14,13 @@
 #                         POSTFIX_PID   pid of the "postfix start-fg" process
 #                         POSTFIX_ROOT  the instance's top directory
 #                         POSTFIX_LOG   the instance's maillog
+#                       and, for the optional features below,
+#                         POSTFIX_TLS_PORT   the implicit TLS port (empty
+#                                            without TLS)
+#                         POSTFIX_SASL_USER  "alice" (empty without SASL)
+#                         POSTFIX_SASL_PASS  "wonderland"
+#                         POSTFIX_SASL_REALM "example.test"
+#                         POSTFIX_AUTH_DOMAIN "auth.example.test" (see below)
 #   postfix_wait_mail N [SECONDS]
 #                       wait (default 20 s) until POSTFIX_MAIL holds at least
 #                       N complete messages; on time-out show the maillog
@@ -25,6 +34,48 @@
 #                       also removes POSTFIX_ROOT, unless POSTFIX_KEEP=1
 #                       (under bats, bats removes its temporary directories).
 #
+# Optional features, off by default; postfix_start reads these variables
+# (the flags above override them):
+#   POSTFIX_TLS_CERT=FILE POSTFIX_TLS_KEY=FILE     (--tls-cert, --tls-key)
+#       PEM server certificate (with its chain, if any) and unencrypted
+#       key; POSTFIX_TLS_KEY defaults to POSTFIX_TLS_CERT (one file holding
+#       both).  Both are copied into the instance (conf/tls/, mode 0600,
+#       owned by root: smtpd reads them as root, before dropping its
+#       privileges), so the originals may be anywhere root can read.
+#       Enables
+#         - STARTTLS on POSTFIX_PORT (smtpd_tls_security_level = may);
+#         - a second listener, POSTFIX_TLS_PORT, with implicit TLS
+#           ("465-style", smtpd_tls_wrappermode = yes), TLS required;
+#         - smtpd_tls_received_header = yes: the Received header of mail
+#           that came over TLS says "(using TLSv1.3 with cipher ...)" and
+#           "with ESMTPS" (ESMTPSA when authenticated as well).
+#       postfix_start checks that a TLS handshake on POSTFIX_TLS_PORT
+#       works (without verifying the certificate) before it returns.
+#   POSTFIX_SASL=1                                 (--sasl)
+#       SMTP AUTH with Cyrus SASL (smtpd_sasl_type = cyrus) against a
+#       private sasldb (sasl/sasldb2 under POSTFIX_ROOT, made with
+#       saslpasswd2) holding one user: "alice" in the realm "example.test"
+#       (smtpd_sasl_local_domain), password "wonderland".  Log in as
+#       "alice"; "alice@example.test" names the same user.
+#       Mechanisms (Cyrus smtpd.conf in conf/sasl/): PLAIN LOGIN CRAM-MD5
+#       DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256.  With TLS on as well, AUTH is
+#       offered only inside TLS (smtpd_tls_auth_only = yes: after STARTTLS
+#       on POSTFIX_PORT, at once on POSTFIX_TLS_PORT); without TLS it is
+#       offered in plaintext.  smtpd_sasl_authenticated_header = yes: the
+#       Received header of authenticated mail says "(Authenticated sender:
+#       alice@example.test)" and "with ESMTPSA" (the maillog has
+#       "sasl_method=PLAIN, sasl_username=alice@example.test").
+#       Mail to anything@auth.example.test (POSTFIX_AUTH_DOMAIN) is
+#       accepted only from an authenticated client, and then delivered to
+#       POSTFIX_MAIL like the rest; an unauthenticated client gets "554
+#       5.7.1 <rcpt>: Recipient address rejected: Access denied" at RCPT.
+#       Everything else is as without SASL (mail for example.test is
+#       accepted with or without AUTH).  A wrong password gets "535 5.7.8
+#       Error: authentication failed: authentication failure"; a sasldb
+#       that smtpd cannot read shows up as "454 4.7.0 Temporary
+#       authentication failure" and "unable to open Berkeley db" in the
+#       maillog.
+#
 # What the instance does:
 #   - mail to ANY address @example.test or @localhost is accepted and
 #     delivered by the virtual(8) agent, in mbox format, to POSTFIX_MAIL
@@ -32,12 +83,15 @@
 #       reject@example.test  RCPT gets "550 5.1.1 no such user"
 #       later@example.test   RCPT gets "450 4.2.0 try later"
 #   - any other recipient domain: RCPT gets "554 5.7.1 Relay access denied"
-#   - no DNS, no TLS, no AUTH; myhostname is postfix.test; nothing ever
-#     leaves the machine (default_transport is error:).
+#     (also for an authenticated client)
+#   - no DNS, and no TLS or AUTH unless asked for (above); myhostname is
+#     postfix.test; nothing ever leaves the machine (default_transport is
+#     error:).
 #
 # Layout under POSTFIX_ROOT (a fresh directory under $BATS_FILE_TMPDIR or
 # $BATS_TEST_TMPDIR under bats, else from mktemp -d): conf/ (main.cf,
-# master.cf, recipient_access), queue/, data/, mail/inbox, maillog.
+# master.cf, recipient_access; tls/ and sasl/smtpd.conf when enabled),
+# queue/, data/, mail/inbox, maillog, and sasl/sasldb2 with SASL.
 #
 # Notes:
 #   - "postfix -c DIR" insists that DIR be listed in the default instance's
@@ -56,9 +110,36 @@
 #   - Call postfix_start directly (setup_file, setup, or the script), not
 #     through bats "run", or the exported variables are lost.  Background
 #     processes get fd 3 closed, so bats does not wait for them.
+#   - every service runs with chroot n, so smtpd needs nothing outside
+#     the instance's tree.  The TLS key is read by smtpd as root; the
+#     sasldb, though, is opened by Cyrus for each AUTH after smtpd has
+#     become "postfix", so it is root:postfix 0640 in a root:postfix 0750
+#     directory (the path above it is searchable, as for the mailbox).
+#   - Cyrus's sasldb keys users by user@realm.  smtpd passes
+#     smtpd_sasl_local_domain as the realm for a login name without "@",
+#     so the user is created with "saslpasswd2 -u example.test"; a
+#     client may log in as "alice" or "alice@example.test".  On Debian 12
+#     the file is a Berkeley DB that Cyrus opens read-only: no lock files.
+#   - Cyrus finds smtpd.conf through cyrus_sasl_config_path (the Debian
+#     default, /etc/postfix/sasl, is not used); its messages go to the
+#     maillog.
+#   - tlsmgr is in master.cf only with TLS; there is no TLS session cache.
+#   - the implicit TLS listener is a second smtpd line in master.cf with
+#     "-o smtpd_tls_wrappermode=yes"; the two ports are picked together
+#     and picked again together when one of them turns out to be taken.
+#   - a certificate that does not match its key only makes smtpd log
+#     "disabling TLS support" (the main port then just stops offering
+#     STARTTLS), so postfix_start's handshake on the TLS port is what
+#     catches it; the maillog is shown.
+#   - postfix_stop sends the master TERM itself rather than running
+#     "postfix stop", whose first check comes right after the signal and
+#     whose next one a whole second later: with TLS, the master often
+#     misses the first.
 
 POSTFIX_TEST_DOMAIN=example.test
+POSTFIX_AUTH_DOMAIN=auth.$POSTFIX_TEST_DOMAIN
 POSTFIX_START_TIMEOUT=${POSTFIX_START_TIMEOUT:-20}
+_POSTFIX_SASL_MECHS="PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256"
 _POSTFIX_DEF_CONF=/etc/postfix
 # Marks our directories, so that stale alternate_config_directories
 # entries left by killed runs can be recognised and pruned.
@@ -68,9 +149,16 @@ _postfix_err() {
 	echo "postfix.bash: $*" >&2
 }
 
-# Print a free TCP port on 127.0.0.1.
+# Print a free TCP port on 127.0.0.1 (with N, N different ones on one
+# line: one python3 start costs ~0.1 s on a slow machine).
 _postfix_free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+	python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+' "${1:-1}"
 }
 
 # Set the modification time of freshly written files 2 s into the past.
@@ -138,10 +226,19 @@ _postfix_open_path() {
 	fi
 }
 
+# _postfix_write_config ROOT PORT [TLSPORT]: write main.cf, master.cf and
+# the tables.  TLS and SASL follow _POSTFIX_TLS and _POSTFIX_SASL (set by
+# _postfix_start; the files they need are already in place).
 _postfix_write_config() {
-	local root=$1 port=$2 conf=$1/conf
-	local uid gid
+	local root=$1 port=$2 tlsport=${3:-} conf=$1/conf
+	local uid gid domains=$POSTFIX_TEST_DOMAIN
 	uid=$(id -u nobody) && gid=$(id -g nobody) || return 1
+	local tls_level=none sasl=no
+	[[ -n ${_POSTFIX_TLS:-} ]] && tls_level=may
+	if [[ -n ${_POSTFIX_SASL:-} ]]; then
+		sasl=yes
+		domains+=", $POSTFIX_AUTH_DOMAIN"
+	fi
 
 	cat >"$conf/main.cf" <<EOF || return 1
 # Private test instance (tests/postfix.bash); thrown away after the test.
@@ -174,12 +271,12 @@ alias_maps =
 alias_database =
 biff = no
 append_dot_mydomain = no
-smtpd_tls_security_level = none
+smtpd_tls_security_level = $tls_level
 smtp_tls_security_level = none
-smtpd_sasl_auth_enable = no
+smtpd_sasl_auth_enable = $sasl
 
 # Everything for the test domains goes to one mbox file.
-virtual_mailbox_domains = $POSTFIX_TEST_DOMAIN, localhost
+virtual_mailbox_domains = $domains, localhost
 virtual_mailbox_base = $root/mail
 virtual_mailbox_maps = static:inbox
 virtual_uid_maps = static:$uid
@@ -201,15 +298,63 @@ in_flow_delay = 0
 delay_warning_time = 0
 EOF
 
+	# A parameter must not be set twice: Postfix warns about that.
+	if [[ -n ${_POSTFIX_TLS:-} ]]; then
+		cat >>"$conf/main.cf" <<EOF || return 1
+
+# TLS: STARTTLS offered on the main port (smtpd_tls_security_level
+# above); the wrapper-mode port is in master.cf.
+smtpd_tls_cert_file = $conf/tls/cert.pem
+smtpd_tls_key_file = $conf/tls/key.pem
+smtpd_tls_received_header = yes
+smtpd_tls_loglevel = 1
+EOF
+	fi
+	if [[ -n ${_POSTFIX_SASL:-} ]]; then
+		local tls_only=no
+		[[ -n ${_POSTFIX_TLS:-} ]] && tls_only=yes
+		cat >>"$conf/main.cf" <<EOF || return 1
+
+# SMTP AUTH: Cyrus SASL with the private sasldb named in sasl/smtpd.conf.
+smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+cyrus_sasl_config_path = $conf/sasl
+smtpd_sasl_local_domain = $POSTFIX_SASL_REALM
+smtpd_sasl_security_options = noanonymous
+smtpd_sasl_authenticated_header = yes
+smtpd_tls_auth_only = $tls_only
+# $POSTFIX_AUTH_DOMAIN: only for authenticated clients (recipient_access).
+smtpd_restriction_classes = need_auth
+need_auth = permit_sasl_authenticated, reject
+EOF
+	fi
+
 	cat >"$conf/recipient_access" <<EOF || return 1
 reject@$POSTFIX_TEST_DOMAIN	550 5.1.1 no such user
 later@$POSTFIX_TEST_DOMAIN	450 4.2.0 try later
 EOF
+	if [[ -n ${_POSTFIX_SASL:-} ]]; then
+		printf '%s\tneed_auth\n' "$POSTFIX_AUTH_DOMAIN" >>"$conf/recipient_access" || return 1
+	fi
 
 	# No chroot, so that the instance needs nothing but its own tree.
 	cat >"$conf/master.cf" <<EOF || return 1
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:$port inet n  -       n       -       -       smtpd
+EOF
+	# The listeners come first: once the master has set up postlog, it
+	# logs through postlogd, which does not run yet if a later bind fails,
+	# and the "Address already in use" would be lost.
+	if [[ -n ${_POSTFIX_TLS:-} ]]; then
+		cat >>"$conf/master.cf" <<EOF || return 1
+# Implicit TLS (RFC 8314, "port 465"): TLS from the first byte.
+127.0.0.1:$tlsport inet n -       n       -       -       smtpd
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_tls_security_level=encrypt
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+EOF
+	fi
+	cat >>"$conf/master.cf" <<EOF || return 1
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -249,11 +394,18 @@ _postfix_master_pid() {
 # Wait until 127.0.0.1:$1 answers with a 220 greeting that contains $4
 # (so that some other server that got the port is not mistaken for ours);
 # give up after $2 seconds, or as soon as process $3 has exited (exit 2).
+# With a TLS port $5, then wait for the greeting there too, after a TLS
+# handshake (implicit TLS; the certificate is not verified), and fail at
+# once (exit 3) when the handshake fails.  The master binds all its
+# listeners before it runs any smtpd, so the TLS port is there as soon as
+# the first one answers.
 _postfix_wait_banner() {
 	python3 - "$@" <<'EOF'
 import socket, sys, time
 port, timeout, pid = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 token = sys.argv[4].encode()
+tls_port = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] else None
+ctx = None
 end = time.monotonic() + timeout
 def alive():
     # The start-fg process is the caller's child: once it has exited it is
@@ -269,6 +421,13 @@ while time.monotonic() < end:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
             s.settimeout(2)
+            if ctx:
+                try:
+                    s = ctx.wrap_socket(s)
+                except (ssl.SSLError, ConnectionResetError) as e:
+                    print("postfix.bash: port %d: TLS handshake failed: %s" % (port, e),
+                          file=sys.stderr)
+                    sys.exit(3)
             buf = b""
             while not buf.endswith(b"\n"):
                 chunk = s.recv(512)
@@ -277,7 +436,14 @@ while time.monotonic() < end:
                 buf += chunk
             if buf.startswith(b"220 ") and token in buf:
                 s.sendall(b"QUIT\r\n")
-                sys.exit(0)
+                if ctx or not tls_port:
+                    sys.exit(0)
+                import ssl
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                port = tls_port
+                continue
             print("postfix.bash: port %d: unexpected greeting %r" % (port, buf),
                   file=sys.stderr)
     except OSError:
@@ -313,17 +479,126 @@ postfix_start() {
 		_postfix_err "an instance is already running (pid $POSTFIX_PID); call postfix_stop first"
 		return 1
 	fi
-	_postfix_start || rc=$?
+	_postfix_start "$@" || rc=$?
 	if [[ $rc != 0 ]]; then
 		postfix_stop
 		return "$rc"
 	fi
 }
 
+# _postfix_options ARGS...: set _POSTFIX_TLS, _POSTFIX_TLS_CERT,
+# _POSTFIX_TLS_KEY and _POSTFIX_SASL from the environment and the flags.
+_postfix_options() {
+	_POSTFIX_TLS_CERT=${POSTFIX_TLS_CERT:-}
+	_POSTFIX_TLS_KEY=${POSTFIX_TLS_KEY:-}
+	_POSTFIX_SASL=
+	case ${POSTFIX_SASL:-} in
+	'' | 0 | no) ;;
+	*) _POSTFIX_SASL=1 ;;
+	esac
+	while [[ $# -gt 0 ]]; do
+		case $1 in
+		--tls-cert | --tls-key)
+			if [[ $# -lt 2 ]]; then
+				_postfix_err "postfix_start: $1 needs a file"
+				return 1
+			fi
+			if [[ $1 == --tls-cert ]]; then
+				_POSTFIX_TLS_CERT=$2
+			else
+				_POSTFIX_TLS_KEY=$2
+			fi
+			shift 2
+			;;
+		--sasl)
+			_POSTFIX_SASL=1
+			shift
+			;;
+		*)
+			_postfix_err "postfix_start: unknown argument '$1'"
+			return 1
+			;;
+		esac
+	done
+	_POSTFIX_TLS=
+	if [[ -n $_POSTFIX_TLS_CERT ]]; then
+		_POSTFIX_TLS=1
+		[[ -n $_POSTFIX_TLS_KEY ]] || _POSTFIX_TLS_KEY=$_POSTFIX_TLS_CERT
+	elif [[ -n $_POSTFIX_TLS_KEY ]]; then
+		_postfix_err "postfix_start: a TLS key without a certificate (POSTFIX_TLS_CERT)"
+		return 1
+	fi
+	return 0
+}
+
+# Copy the certificate and key into conf/tls, readable by root only.
+_postfix_setup_tls() {
+	local conf=$1 f
+	for f in "$_POSTFIX_TLS_CERT" "$_POSTFIX_TLS_KEY"; do
+		if [[ ! -r $f ]]; then
+			_postfix_err "cannot read $f"
+			return 1
+		fi
+	done
+	mkdir -m 700 "$conf/tls" &&
+		install -m 600 -o root -g root "$_POSTFIX_TLS_CERT" "$conf/tls/cert.pem" &&
+		install -m 600 -o root -g root "$_POSTFIX_TLS_KEY" "$conf/tls/key.pem" ||
+		return 1
+	if ! grep -q -- '-----BEGIN .*PRIVATE KEY-----' "$conf/tls/key.pem"; then
+		_postfix_err "$_POSTFIX_TLS_KEY holds no PEM private key"
+		return 1
+	fi
+}
+
+# The Cyrus SASL configuration and the sasldb with the one test user.
+_postfix_setup_sasl() {
+	local root=$1 conf=$1/conf db=$1/sasl/sasldb2
+	if ! command -v saslpasswd2 >/dev/null; then
+		_postfix_err "saslpasswd2 not found (install sasl2-bin and libsasl2-modules)"
+		return 1
+	fi
+	# Without libsasl2-modules smtpd would just offer no AUTH at all.
+	local have m
+	have=$(saslpluginviewer -s 2>/dev/null | sed -n 2p) || have=
+	for m in $_POSTFIX_SASL_MECHS; do
+		if [[ " $have " != *" $m "* ]]; then
+			_postfix_err "Cyrus SASL has no $m mechanism (install libsasl2-modules)"
+			return 1
+		fi
+	done
+	mkdir -m 755 "$conf/sasl" && mkdir -m 750 "$root/sasl" &&
+		chown root:postfix "$root/sasl" || return 1
+	cat >"$conf/sasl/smtpd.conf" <<EOF || return 1
+# Cyrus SASL configuration of the test instance's smtpd (smtpd_sasl_path).
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+sasldb_path: $db
+mech_list: $_POSTFIX_SASL_MECHS
+EOF
+	printf '%s' "$POSTFIX_SASL_PASS" |
+		saslpasswd2 -p -c -f "$db" -u "$POSTFIX_SASL_REALM" "$POSTFIX_SASL_USER" ||
+		{
+			_postfix_err "saslpasswd2 failed"
+			return 1
+		}
+	chown root:postfix "$db" && chmod 640 "$db" || return 1
+	_postfix_cool "$conf/sasl/smtpd.conf" "$db"
+}
+
+# _postfix_port_taken PORT...: did the master fail to bind one of them?
+_postfix_port_taken() {
+	local p
+	for p in "$@"; do
+		grep -q "bind 127.0.0.1 port $p: Address already in use" "$POSTFIX_LOG" && return 0
+	done
+	return 1
+}
+
 _postfix_start() {
-	local base root conf attempt port rc
+	local base root conf attempt port tlsport rc token
 
 	POSTFIX_DIR= POSTFIX_ROOT= POSTFIX_PID=
+	_postfix_options "$@" || return 1
 	if [[ $(id -u) != 0 ]]; then
 		_postfix_err "must run as root"
 		return 1
@@ -348,19 +623,41 @@ _postfix_start() {
 	export POSTFIX_LOG=$root/maillog
 	export POSTFIX_PORT=
 	export POSTFIX_PID=
+	export POSTFIX_TLS_PORT=
+	export POSTFIX_SASL_USER='' POSTFIX_SASL_PASS='' POSTFIX_SASL_REALM=''
+	export POSTFIX_AUTH_DOMAIN
 
 	mkdir -m 755 "$conf" "$root/queue" && mkdir -m 700 "$root/data" &&
 		mkdir -m 755 "$root/mail" && : >"$POSTFIX_LOG" || return 1
 	# The mailbox exists from the start (empty), owned by its writer.
 	install -m 600 -o nobody -g nogroup /dev/null "$POSTFIX_MAIL" || return 1
+	if [[ -n $_POSTFIX_TLS ]]; then
+		_postfix_setup_tls "$conf" || return 1
+	fi
+	if [[ -n $_POSTFIX_SASL ]]; then
+		POSTFIX_SASL_USER=alice
+		POSTFIX_SASL_PASS=wonderland
+		POSTFIX_SASL_REALM=$POSTFIX_TEST_DOMAIN
+		_postfix_setup_sasl "$root" || return 1
+	fi
 	chown postfix:postfix "$root/data" && chown nobody:nogroup "$root/mail" || return 1
 	_postfix_open_path "$root" "$root/mail" || return 1
 
 	_postfix_alt_dirs add "$conf" || return 1
 
+	token="($(basename "$root"))"
 	for attempt in 1 2 3 4 5; do
-		port=$(_postfix_free_port) || return 1
-		_postfix_write_config "$root" "$port" || return 1
+		tlsport=
+		if [[ -n $_POSTFIX_TLS ]]; then
+			read -r port tlsport < <(_postfix_free_port 2) || return 1
+		else
+			port=$(_postfix_free_port) || return 1
+		fi
+		if [[ -z $port || ( -n $_POSTFIX_TLS && -z $tlsport ) ]]; then
+			_postfix_err "could not find a free port"
+			return 1
+		fi
+		_postfix_write_config "$root" "$port" "$tlsport" || return 1
 		if [[ $attempt == 1 ]]; then
 			# Catch syntax errors early; the table must answer.
 			if [[ $(postmap -c "$conf" -q "reject@$POSTFIX_TEST_DOMAIN" "texthash:$conf/recipient_access") != "550 5.1.1 no such user" ]]; then
@@ -369,7 +666,7 @@ _postfix_start() {
 			fi
 		fi
 		rm -f "$root/queue/pid/master.pid"
-		echo "=== postfix_start attempt $attempt, port $port ===" >>"$POSTFIX_LOG"
+		echo "=== postfix_start attempt $attempt, port $port${tlsport:+, TLS port $tlsport} ===" >>"$POSTFIX_LOG"
 
 		# start-fg keeps the master in the foreground (a child of the
 		# postfix-script shell, which is $!).  stdout must be a pipe.
@@ -382,17 +679,18 @@ _postfix_start() {
 		) &
 		POSTFIX_PID=$!
 		POSTFIX_PORT=$port
+		POSTFIX_TLS_PORT=$tlsport
 
 		rc=0
 		_postfix_wait_banner "$port" "$POSTFIX_START_TIMEOUT" "$POSTFIX_PID" \
-			"($(basename "$root"))" || rc=$?
+			"$token" "$tlsport" || rc=$?
 		if [[ $rc == 0 ]]; then
 			return 0
 		fi
-		# The start-fg process is gone (or hung): was it the port?
+		# The start-fg process is gone (or hung): was it a port?
 		sleep 0.2
-		if [[ $rc == 2 ]] && grep -q "bind 127.0.0.1 port $port: Address already in use" "$POSTFIX_LOG"; then
-			_postfix_err "port $port was taken; retrying with another one"
+		if [[ $rc == 2 ]] && _postfix_port_taken "$port" ${tlsport:+"$tlsport"}; then
+			_postfix_err "port $port${tlsport:+ or $tlsport} was taken; retrying with others"
 			_postfix_kill_instance
 			continue
 		fi
@@ -493,8 +791,15 @@ postfix_stop() {
 	# (which may take a moment to exit) can only be found by session.
 	sid=$(_postfix_live_master) || sid=
 	pids=($(_postfix_instance_pids))
-	if [[ -n $sid && -f $conf/main.cf ]]; then
-		postfix -c "$conf" stop >>"${POSTFIX_LOG:-/dev/null}" 2>&1 || true
+	# What "postfix stop" does, but without its 1 s polling: it checks
+	# once right after the TERM and then sleeps a whole second, and a
+	# master with TLS services often needs a little longer than that
+	# first check.  On TERM the master stops its children and exits;
+	# _postfix_kill_pids waits for them in 0.1 s steps.
+	if [[ -n $sid ]]; then
+		echo "=== postfix_stop: TERM to the master, pid $sid ===" \
+			2>/dev/null >>"${POSTFIX_LOG:-/dev/null}" || true
+		kill -TERM "$sid" 2>/dev/null || true
 	fi
 	_postfix_kill_pids "$sid" ${pids[@]+"${pids[@]}"}
 	_postfix_alt_dirs remove "$conf" || true
