@@ -275,3 +275,64 @@ print("ok implicit TLS, login, mail to", domain)
 	[ "$(wc -l <"$got.body")" -eq 100000 ]
 	[ "$(sha256sum <"$got.body")" = "$(sha256sum <"$body")" ]
 }
+
+# auth_send MECH PASSWORD: authenticate with MECH (password from
+# password_command) and mail a recipient that needs authentication.
+auth_send() {
+	local subject=$3
+	tls_send --port "$POSTFIX_PORT" --tls=starttls --tls-ca-file "$CERTS/ca.pem" \
+		--auth "$1" --user "$POSTFIX_SASL_USER" --password-command "printf '%s\n' '$2'" \
+		--from sender@example.test "someone@$POSTFIX_AUTH_DOMAIN" <<<"Subject: $subject"
+}
+
+@test "AUTH against Cyrus SASL: every mechanism Postfix offers, a good password delivers" {
+	for mech in PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256; do
+		local subject
+		subject=$(tag)-$mech
+		run auth_send "$mech" "$POSTFIX_SASL_PASS" "$subject"
+		echo "$mech: $output"
+		[ "$status" -eq 0 ]
+		run wait_for "$subject"
+		[ "$status" -eq 0 ]
+		[[ $output == *"with ESMTPSA"* ]]
+	done
+}
+
+@test "AUTH against Cyrus SASL: a bad password is exit 77 for every mechanism" {
+	for mech in PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256; do
+		run auth_send "$mech" not-the-password "$(tag)"
+		echo "$mech: $output"
+		[ "$status" -eq 77 ]
+		[[ $output == *"$POSTFIX_SASL_USER"* ]]
+	done
+}
+
+@test "AUTH auto picks the strongest mechanism (SCRAM-SHA-256) and delivers" {
+	local subject
+	subject=$(tag)
+	run tls_send -v --port "$POSTFIX_PORT" --tls=starttls --tls-ca-file "$CERTS/ca.pem" \
+		--user "$POSTFIX_SASL_USER" --password-command "echo $POSTFIX_SASL_PASS" \
+		--from sender@example.test "someone@$POSTFIX_AUTH_DOMAIN" <<<"Subject: $subject"
+	[ "$status" -eq 0 ]
+	[[ $output == *"--> AUTH SCRAM-SHA-256 ********"* ]]
+	[[ $output != *"$POSTFIX_SASL_PASS"* ]]
+	run wait_for "$subject"
+	[ "$status" -eq 0 ]
+}
+
+@test "AUTH over implicit TLS delivers" {
+	local subject
+	subject=$(tag)
+	run tls_send --port "$POSTFIX_TLS_PORT" --tls=implicit --tls-ca-file "$CERTS/ca.pem" \
+		--user "$POSTFIX_SASL_USER" --password-command "echo $POSTFIX_SASL_PASS" \
+		--from sender@example.test "someone@$POSTFIX_AUTH_DOMAIN" <<<"Subject: $subject"
+	[ "$status" -eq 0 ]
+	run wait_for "$subject"
+	[ "$status" -eq 0 ]
+}
+
+@test "without AUTH the authenticated-only domain is refused: exit 67" {
+	run tls_send --port "$POSTFIX_PORT" --tls=starttls --tls-ca-file "$CERTS/ca.pem" \
+		--from sender@example.test "someone@$POSTFIX_AUTH_DOMAIN" <<<"Subject: x"
+	[ "$status" -eq 67 ]
+}
