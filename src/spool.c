@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -304,6 +305,20 @@ static int make_temp(const char *dir, struct err *e)
 	return fd;
 }
 
+/* A descriptor of its own on fd's file when fd is a regular file at
+ * offset 0, so that the caller's file offset is left alone; else -1. */
+static int in_place(int fd)
+{
+	struct stat st;
+	char path[64];
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || lseek(fd, 0, SEEK_CUR) != 0)
+		return -1;
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int own = open(path, O_RDONLY | O_CLOEXEC);
+	return own >= 0 ? own : -1;
+}
+
 int spool_read(int fd, const struct spool_opts *o, struct spool *sp, struct err *e)
 {
 	static const struct spool_opts defaults;
@@ -321,7 +336,13 @@ int spool_read(int fd, const struct spool_opts *o, struct spool *sp, struct err 
 	off_t written = 0;
 
 	memset(sp, 0, sizeof *sp);
-	sp->fd = make_temp(dir, e);
+	/* A regular file read from its start is checked in place: copying
+	 * 100 MB to a temporary file only to read it back costs as much as
+	 * sending it. */
+	sp->fd = s.o->in_place ? in_place(fd) : -1;
+	bool copy = sp->fd < 0;
+	if (copy)
+		sp->fd = make_temp(dir, e);
 	if (sp->fd < 0)
 		return -1;
 	buf = xmalloc(SPOOL_BUFSZ);
@@ -350,7 +371,7 @@ int spool_read(int fd, const struct spool_opts *o, struct spool *sp, struct err 
 		size_t keep = (size_t)n;
 		if (s.done)
 			keep = s.msg_end > base ? (size_t)(s.msg_end - base) : 0;
-		if (keep && write_all(sp->fd, buf, keep) < 0) {
+		if (copy && keep && write_all(sp->fd, buf, keep) < 0) {
 			err_set(e, ERR_IO, 0, "cannot write the temporary file in %s: %s",
 				dir, strerror(errno));
 			goto fail;
@@ -362,7 +383,7 @@ int spool_read(int fd, const struct spool_opts *o, struct spool *sp, struct err 
 
 	sp->size = s.done ? s.msg_end : s.pos;
 	/* The lone "." may have begun in an earlier block, already written. */
-	if (written > sp->size && ftruncate(sp->fd, sp->size) < 0) {
+	if (copy && written > sp->size && ftruncate(sp->fd, sp->size) < 0) {
 		err_set(e, ERR_IO, 0, "cannot truncate the temporary file in %s: %s",
 			dir, strerror(errno));
 		goto fail;

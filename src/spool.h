@@ -66,6 +66,9 @@ struct spool {
 struct spool_opts {
 	bool ignore_dots;        /* -i / -oi: a lone "." is data */
 	bool allow_bare_cr;      /* composed messages are already clean */
+	bool in_place;           /* a regular file at offset 0 may be used as
+				  * it is instead of copied; sp->fd may then
+				  * hold bytes after sp->size */
 	bool tolerate_faults;    /* record the first NUL, bare CR or long line
 				  * in fault/fault_line instead of failing, so
 				  * the caller can encode the body instead */

@@ -249,15 +249,23 @@ static int encode_body(const struct props *p, struct message *m, struct err *e)
 	}
 
 	FILE *out = tmpfile();
-	FILE *in = NULL;
+	FILE *in = tmpfile();
 	char *buf = NULL;
 	int ret = -1;
-	int dfd = dup(sp->fd);
-	if (!out || dfd < 0 || !(in = fdopen(dfd, "rb"))) {
+	if (!out || !in) {
 		err_set(e, ERR_CANTCREAT, 0, "cannot re-encode the message: %s", strerror(errno));
-		if (dfd >= 0 && !in)
-			close(dfd);
 		goto done;
+	}
+	/* the body alone (the spool may hold bytes past its end) */
+	for (off_t at = sp->header_end; at < sp->size;) {
+		char chunk[65536];
+		size_t want = (size_t)(sp->size - at) < sizeof chunk ? (size_t)(sp->size - at) : sizeof chunk;
+		ssize_t n = pread(sp->fd, chunk, want, at);
+		if (n <= 0 || fwrite(chunk, 1, (size_t)n, in) != (size_t)n) {
+			err_set(e, ERR_IO, 0, "re-encoding the message: %s", strerror(errno));
+			goto done;
+		}
+		at += n;
 	}
 	/* the header block, without its old Content-Transfer-Encoding */
 	off_t pos = 0;
@@ -281,7 +289,7 @@ static int encode_body(const struct props *p, struct message *m, struct err *e)
 	if (ct < 0)
 		fprintf(out, "Content-Type: text/plain; charset=%s\r\n", *p->charset ? p->charset : "UTF-8");
 	fputs("Content-Transfer-Encoding: quoted-printable\r\n\r\n", out);
-	if (fseeko(in, sp->header_end, SEEK_SET) != 0 || compose_write_body(in, true, out, e) < 0 ||
+	if (fseeko(in, 0, SEEK_SET) != 0 || compose_write_body(in, true, out, e) < 0 ||
 	    fflush(out) != 0 || fseeko(out, 0, SEEK_SET) != 0) {
 		if (!e->cls)
 			err_set(e, ERR_IO, 0, "re-encoding the message: %s", strerror(errno));
@@ -304,7 +312,8 @@ done:
 static int read_raw(const struct props *p, struct message *m, struct err *e)
 {
 	int fd = 0;
-	struct spool_opts so = { .ignore_dots = p->ignore_dots, .tolerate_faults = true };
+	struct spool_opts so = { .ignore_dots = p->ignore_dots, .tolerate_faults = true,
+				 .in_place = true };
 
 	if (*p->message_file && strcmp(p->message_file, "-") != 0) {
 		fd = open(p->message_file, O_RDONLY | O_CLOEXEC);

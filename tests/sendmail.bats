@@ -257,3 +257,26 @@ PY
 	printf 'From: Header Sender <hs@example.test>\nSubject: x\n\nbody\n' | "$SMTPSEND" a@example.test
 	grep -q '^MAIL FROM:<hs@example.test>' "$SMTPD_DIR/env.1"
 }
+
+@test "as sendmail, a body with a bare CR or a long line is sent quoted-printable, not refused" {
+	ln -s "$SMTPSEND" "$BATS_TEST_TMPDIR/sendmail"
+	long=$(head -c 1500 /dev/zero | tr '\0' 'x')
+	printf 'Subject: cron\n\n10 pct\r100 pct\n%s\n.\nafter the dot\n' "$long" >"$BATS_TEST_TMPDIR/m"
+	"$BATS_TEST_TMPDIR/sendmail" -f me@example.test a@example.test <"$BATS_TEST_TMPDIR/m"
+	grep -q '^Content-Transfer-Encoding: quoted-printable' "$SMTPD_DIR/msg.1"
+	grep -q '10 pct=0D100 pct' "$SMTPD_DIR/msg.1"
+	! grep -q 'after the dot' "$SMTPD_DIR/msg.1"
+	run awk 'length($0) > 1000' "$SMTPD_DIR/msg.1"
+	[ -z "$output" ]
+	# as smtpsend the same message is refused, naming the line
+	run "$SMTPSEND" -f me@example.test a@example.test <"$BATS_TEST_TMPDIR/m"
+	[ "$status" -eq 65 ]
+	[[ "$output" == *"line 3: bare CR"* ]]
+}
+
+@test "a multipart message with a bad line is refused even as sendmail (it cannot be re-encoded)" {
+	ln -s "$SMTPSEND" "$BATS_TEST_TMPDIR/sendmail"
+	run "$BATS_TEST_TMPDIR/sendmail" -f me@example.test a@example.test < <(printf 'Subject: m\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nbad\rline\n--b--\n')
+	[ "$status" -eq 65 ]
+	[[ "$output" == *"not a single text part"* ]]
+}
