@@ -973,6 +973,9 @@ int addr_parse_listn(const char *s, size_t len, unsigned flags, struct addr_list
 			addr_free(&out->v[--out->n]);
 		while (out->ng > g0)
 			free(out->g[--out->ng].name);
+		/* "as before" includes owning no memory when it was empty */
+		if (n0 == 0 && g0 == 0)
+			addr_list_free(out);
 	}
 out:
 	free(p.t);
