@@ -177,7 +177,7 @@ static int cmd_data(struct bs *b)
 	struct message m;
 	struct err e = { 0 };
 	struct spool_opts so = { .ignore_dots = true };
-	struct submit_opts o = { 0 };
+	struct submit_opts o = { .queue_dir = *b->p->queue_dir ? b->p->queue_dir : NULL };
 	struct submit_report rep = { 0 };
 	bool too_long;
 
@@ -206,6 +206,8 @@ static int cmd_data(struct bs *b)
 	bool delivered = rep.delivered;
 	if (r == 0) {
 		ret = reply(b, "250 2.0.0 message relayed");
+	} else if (rep.queued_id && rep.worst == ERR_OK) {
+		ret = reply(b, "250 2.0.0 queued as %s after a temporary failure", rep.queued_id);
 	} else if (delivered && rep.worst != ERR_OK) {
 		/* Relayed to some: a failure reply now would make the client
 		 * send it again to those who have it.  The refusals go to

@@ -21,6 +21,7 @@ enum {
 	OPT_READ_RCPTS,
 	OPT_MODE,
 	OPT_FLUSH,
+	OPT_QUEUE,
 	OPT_IGNORED,       /* sendmail flags without meaning for a submission client */
 	OPT_IGNORED_ARG,
 };
@@ -78,6 +79,7 @@ static const struct flagmap props_map[] = {
 	{ "DsnEnvid", NULL },            /* 42 -V --dsn-envid */
 	{ "BodyType", NULL },            /* 43 -B */
 	{ "TrafficLog", NULL },          /* 44 -X */
+	{ "QueueDir", NULL },            /* 45 --queue-dir */
 };
 
 #define M(i) (OPT_BASE + (i))
@@ -137,7 +139,9 @@ static const struct poptOption table[] = {
 	/* sendmail's interface (Postfix's sendmail(1) is the reference) */
 	{ "read-recipients", 't', POPT_ARG_NONE, NULL, OPT_READ_RCPTS, "take recipients from To/Cc/Bcc (or the newest Resent-*) of the message", NULL },
 	{ NULL, 'b', POPT_ARG_STRING, NULL, OPT_MODE, "mode: -bm send (default), -bp list queue, -bs SMTP on stdin/stdout, -bv verify recipients, -bi check aliases", "MODE" },
-	{ "flush", 'q', POPT_ARG_STRING | POPT_ARGFLAG_OPTIONAL, NULL, OPT_FLUSH, "flush the queue (an interval after -q is ignored)", "INTERVAL" },
+	{ "flush", 'q', POPT_ARG_STRING | POPT_ARGFLAG_OPTIONAL, NULL, OPT_FLUSH, "send what the queue holds (an interval after -q is ignored)", "INTERVAL" },
+	{ "queue", 0, POPT_ARG_NONE, NULL, OPT_QUEUE, "put the message in the queue instead of sending it (as -odq)", NULL },
+	{ "queue-dir", 0, POPT_ARG_STRING, NULL, M(45), "the queue directory (QueueDir; - writes the entry to stdout); setting it also queues on temporary failure", "DIR" },
 	{ "dsn-notify", 'N', POPT_ARG_STRING, NULL, M(40), "delivery status notification: never, or success,failure,delay", "WHEN" },
 	{ "dsn-return", 'R', POPT_ARG_STRING, NULL, M(41), "what a DSN returns: full or hdrs", "WHAT" },
 	{ "dsn-envid", 'V', POPT_ARG_STRING, NULL, M(42), "envelope id for DSNs (ENVID)", "ID" },
@@ -217,6 +221,8 @@ int cli_parse(int argc, const char **argv, struct cli *c, struct err *e)
 			c->read_recipients = true;
 		} else if (rc == OPT_FLUSH) {
 			c->flush = true;
+		} else if (rc == OPT_QUEUE) {
+			c->queue_only = true;
 		} else if (rc == OPT_MODE) {
 			/* -bm is the default; -bp mailq; -bs SMTP on stdio; -bv
 			 * verify; -bi newaliases.  Daemon and test modes do not

@@ -31,7 +31,9 @@
 #include "log.h"
 #include "message.h"
 #include "props.h"
+#include "queuecmd.h"
 #include "rcfile.h"
+#include "settings.h"
 #include "spool.h"
 #include "submit.h"
 #include "util.h"
@@ -100,120 +102,6 @@ static void print_version(void)
 	printf("libraries: GnuTLS %s, libidn2 %s\n", gnutls_check_version(NULL),
 	       idn2_check_version(NULL));
 	printf("system rc file: %s\n", rcfile_system_path());
-}
-
-/* ---- rc files and the command line, layered ---- */
-
-struct apply_ctx {
-	struct props *p;
-};
-
-static int apply_rc_setting(void *ctx, const char *key, const char *value, const char *path,
-			    int line, struct err *e)
-{
-	struct apply_ctx *a = ctx;
-	/* An account's "from" is the sender address, unless it is a pattern
-	 * ("*@example.org") that only chooses the account. */
-	if (ascii_casecmp(key, "from") == 0 && strpbrk(value, "*?["))
-		return 0;
-	if (ascii_casecmp(key, "from") == 0) {
-		/* kept apart for RewriteEnvelopeFrom, which -f cannot override */
-		static char *account_from;
-		free(account_from);
-		account_from = xstrdup(value);
-		submit_account_from = account_from;
-	}
-	if (props_set(a->p, key, value, e) < 0) {
-		char msg[sizeof e->msg];
-		snprintf(msg, sizeof msg, "%.200s:%d: %.800s", path, line, e->msg);
-		err_set(e, ERR_CONFIG, 0, "%s", msg);
-		return -1;
-	}
-	return 0;
-}
-
-/* Apply one rc file (defaults + chosen account).  *found_account is set
- * when the named account exists in this file. */
-static int apply_rc_file(const char *path, bool must_exist, const char *account,
-			 const char *envelope_from, struct props *p, bool *found_account,
-			 struct err *e)
-{
-	struct rcfile rc;
-	const struct rc_account *acc;
-	struct apply_ctx ctx = { p };
-	int ret = 0;
-
-	if (rcfile_load(path, &rc, e) < 0) {
-		if (e->cls == ERR_NOINPUT && !must_exist) {
-			err_clear(e);
-			return 0;
-		}
-		if (e->cls == ERR_NOINPUT)
-			e->cls = ERR_CONFIG;
-		return -1;
-	}
-	if (account && !rcfile_find(&rc, account)) {
-		/* the account may live in the other file */
-		ret = rcfile_apply(&rc, &rc.acc[0], apply_rc_setting, &ctx, e);
-	} else {
-		if (account)
-			*found_account = true;
-		ret = rcfile_choose(&rc, account, envelope_from, &acc, e);
-		if (ret == 0)
-			ret = rcfile_apply(&rc, acc, apply_rc_setting, &ctx, e);
-	}
-	rcfile_free(&rc);
-	return ret;
-}
-
-/* The bare address in a -f/--from value ("Name <a@b>" -> "a@b"), for
- * choosing the account; NULL when there is none. */
-static char *bare_address(const char *text)
-{
-	struct addr a;
-	struct err ignored;
-	char *out = NULL;
-	if (!text || addr_parse_one(text, ADDR_ALLOW_LOCAL, &a, &ignored) < 0)
-		return NULL;
-	out = a.domain ? xasprintf("%s@%s", a.local, a.domain) : xstrdup(a.local);
-	addr_free(&a);
-	return out;
-}
-
-static int load_settings(const struct cli *c, struct props *p, struct err *e)
-{
-	const char *given = cli_get(c, "ReturnPath");
-	bool found = false;
-	char *user_rc = NULL;
-	int ret = 0;
-
-	if (!given)
-		given = cli_get(c, "From");
-	char *from = bare_address(given);
-	if (c->config_file) {
-		ret = apply_rc_file(c->config_file, true, c->account, from, p, &found, e);
-	} else {
-		ret = apply_rc_file(rcfile_system_path(), false, c->account, from, p, &found, e);
-		user_rc = rcfile_user_path();
-		if (ret == 0 && user_rc)
-			ret = apply_rc_file(user_rc, false, c->account, from, p, &found, e);
-	}
-	free(user_rc);
-	free(from);
-	if (ret == 0 && c->account && !found) {
-		err_set(e, ERR_CONFIG, 0, "no account \"%s\" in %s", c->account,
-			c->config_file ? c->config_file : "the rc files");
-		ret = -1;
-	}
-	for (size_t i = 0; ret == 0 && i < c->keys.n; i++) {
-		if (props_set(p, c->keys.v[i], c->values.v[i], e) < 0) {
-			/* a bad value on the command line is a usage error */
-			if (e->cls == ERR_CONFIG)
-				e->cls = ERR_USAGE;
-			ret = -1;
-		}
-	}
-	return ret;
 }
 
 /* ---- modes ---- */
@@ -289,43 +177,78 @@ static FILE *open_traffic_log(const char *path, struct err *e)
 
 static int run_mode(const struct cli *c, struct props *p, struct err *e)
 {
-	struct submit_opts o = { .print_only = c->print, .read_recipients = c->read_recipients };
+	struct submit_opts o = { .print_only = c->print, .read_recipients = c->read_recipients,
+				 .queue_only = c->queue_only, .account = c->account,
+				 .replay_keys = &c->keys, .replay_values = &c->values };
 	struct submit_report rep = { 0 };
-	int status;
+	char *qdir = queuecmd_dir(p);
+	int status = EX_OK;
 
 	switch (c->mode) {
 	case 'p':
-		/* mailq: there is no queue in this version */
-		printf("Mail queue is empty\n");
-		return EX_OK;
+		/* mailq */
+		if (!qdir || queuecmd_list(qdir, stdout, e) < 0)
+			status = qdir ? fail(e) : EX_OK;
+		if (!qdir)
+			printf("Mail queue is empty\n");
+		goto out;
 	case 'i': {
 		/* newaliases: check that the aliases file reads */
 		struct aliases *al = NULL;
 		if (aliases_load(p->aliases_file, &al, e) < 0 && e->cls != ERR_NOINPUT)
-			return fail(e);
+			status = fail(e);
 		aliases_free(al);
-		return EX_OK;
+		goto out;
 	}
 	case 's':
-		return bs_serve(p, stdin, stdout, e) < 0 ? fail(e) : EX_OK;
+		status = bs_serve(p, stdin, stdout, e) < 0 ? fail(e) : EX_OK;
+		goto out;
 	case 'v':
 		o.verify_only = true;
 		break;
 	default:
 		if (c->flush) {
+			struct settings_layer flusher = { .config_file = c->config_file,
+							  .account = c->account,
+							  .keys = &c->keys, .values = &c->values };
+			struct flush_counts n;
 			if (p->send_to.n || p->cc.n || p->bcc.n) {
 				err_set(e, ERR_USAGE, 0, "-q flushes the queue and takes no recipients");
-				return fail(e);
+				status = fail(e);
+			} else if (qdir && queuecmd_flush(&flusher, qdir, &n, e) < 0) {
+				status = fail(e);
 			}
-			return EX_OK; /* -q: no queue, nothing to flush */
+			goto out;
 		}
 		break;
 	}
+	/* --queue puts it in the queue; a configured QueueDir also catches
+	 * temporary failures */
+	if (c->queue_only)
+		o.queue_dir = qdir;
+	else if (*p->queue_dir)
+		o.queue_dir = p->queue_dir;
+	if (c->queue_only && !qdir) {
+		err_set(e, ERR_CONFIG, 0, "no queue directory: set queue_dir or give --queue-dir");
+		status = fail(e);
+		goto out;
+	}
 	submit_from_props(p, &o, &rep);
 	status = print_report(&rep);
+	if (rep.queued_id) {
+		if (c->queue_only) {
+			if (strcmp(o.queue_dir, "-") != 0)
+				printf("%s\n", rep.queued_id);
+		} else {
+			fprintf(stderr, "smtpsend: queued as %s after a temporary failure (%s); "
+				"smtpsend -q sends it\n", rep.queued_id, rep.queued_why);
+		}
+	}
 	if (c->mode == 'v' && status == EX_OK && !c->print)
 		printf("all recipients deliverable\n");
 	submit_report_free(&rep);
+out:
+	free(qdir);
 	return status;
 }
 
@@ -377,7 +300,9 @@ int main(int argc, char **argv)
 		sl_add(&c.keys, "SendTo");
 		sl_add(&c.values, c.recipients.v[i]);
 	}
-	if (load_settings(&c, &p, &e) < 0) {
+	struct settings_layer layer = { .config_file = c.config_file, .account = c.account,
+					.keys = &c.keys, .values = &c.values };
+	if (settings_load(&layer, &p, &e) < 0) {
 		status = fail(&e);
 		goto out;
 	}

@@ -119,6 +119,11 @@ static const struct propdef defs[] = {
 	BOOL("RewriteEnvelopeFrom", "rewrite_envelope_from", rewrite_envelope_from, "false"),
 	BOOL("EncodeRawBody", "encode_raw_body", encode_raw_body, "false"),
 
+	/* The queue */
+	STR("QueueDir", "queue_dir", queue_dir, ""),
+	BOOL("KeepQueue", "keep_queue", keep_queue, "false"),
+	INT("QueueMaxAge", "queue_max_age", queue_max_age, "432000", 60, 31536000),
+
 	/* Reference settings that have no meaning for a command-line tool. */
 	NA("DoEvents", "smtpsend runs one operation per process; there is no event loop to pump"),
 	NA("ProcessIdleEvents", "smtpsend has no event loop"),

@@ -96,6 +96,11 @@ struct props {
 	bool rewrite_envelope_from; /* always send as From (the account's) */
 	bool encode_raw_body;       /* quoted-printable instead of refusing bad lines */
 
+	/* The queue */
+	char *queue_dir;            /* QueueDir: set = temporary failures are queued */
+	bool keep_queue;            /* KeepQueue: sent entries become ID.sent */
+	long queue_max_age;         /* seconds before a retried entry fails */
+
 	/* Output */
 	bool trace;                 /* -v: protocol trace on stderr */
 	char *traffic_log;          /* -X FILE */

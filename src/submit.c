@@ -19,6 +19,7 @@
 #include "dotstuff.h"
 #include "header.h"
 #include "log.h"
+#include "queue.h"
 #include "util.h"
 
 const char *submit_account_from;
@@ -452,6 +453,7 @@ int submit_check_policy(const struct props *p, struct err *e)
 void submit_report_free(struct submit_report *rep)
 {
 	free(rep->v);
+	free(rep->queued_id);
 	memset(rep, 0, sizeof *rep);
 }
 
@@ -572,6 +574,74 @@ static int finish_envelope(const struct props *p, struct envelope *env, const st
 	return 0;
 }
 
+/* Write env/m to the queue; with want (may be NULL) only the recipients
+ * it selects.  Errors: those of queue_write. */
+static int enqueue(const struct submit_opts *o, const struct envelope *env, const struct message *m,
+		   const bool *want, char **id, struct err *e)
+{
+	static const char *const kinds[] = { [RCPT_TO] = "to", [RCPT_CC] = "cc", [RCPT_BCC] = "bcc" };
+	struct queue_entry_meta meta = { 0 };
+	int r;
+
+	meta.account = xstrdup(o->account ? o->account : "");
+	meta.from = xstrdup(env->from);
+	meta.last_error = xstrdup("");
+	for (size_t i = 0; o->replay_keys && i < o->replay_keys->n; i++) {
+		const char *k = o->replay_keys->v[i];
+		/* the envelope is stored on its own; the message is stored whole */
+		if (ascii_casecmp(k, "SendTo") == 0 || ascii_casecmp(k, "Cc") == 0 ||
+		    ascii_casecmp(k, "BCc") == 0 || ascii_casecmp(k, "QueueDir") == 0)
+			continue;
+		sl_add_owned(&meta.settings, xasprintf("%s=%s", k, o->replay_values->v[i]));
+	}
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (!want || want[i])
+			sl_add_owned(&meta.rcpts, xasprintf("%s:%s", kinds[env->rcpt[i].kind],
+							     env->rcpt[i].addr));
+	r = queue_write(o->queue_dir, &meta, m, id, e);
+	queue_meta_free(&meta);
+	return r;
+}
+
+/* After a temporary failure with a queue configured, the message is safe
+ * in the queue for the recipients that did not get it and may yet: the
+ * temporary failures leave the report, and the run succeeds unless
+ * something failed for good. */
+static void queue_on_failure(const struct submit_opts *o, const struct envelope *env,
+			     const struct message *m, bool delivered, struct submit_report *rep)
+{
+	bool *want = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof *want);
+	size_t nwant = 0;
+	bool temp_whole = !delivered && rep->n && rep->v[rep->n - 1].cls == ERR_TEMP;
+	struct err e = { 0 };
+
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		int code = env->rcpt[i].code;
+		/* after a delivery, only the 4xx refusals; after a temporary
+		 * failure of the whole transaction, all but the 5xx ones */
+		want[i] = delivered ? (code >= 400 && code < 500) : (temp_whole && code < 500);
+		nwant += want[i];
+	}
+	if (nwant && enqueue(o, env, m, want, &rep->queued_id, &e) == 0) {
+		size_t k = 0;
+		enum err_class worst = ERR_OK;
+		for (size_t i = 0; i < rep->n; i++) {
+			if (rep->v[i].cls == ERR_TEMP) {
+				snprintf(rep->queued_why, sizeof rep->queued_why, "%.590s", rep->v[i].msg);
+				continue;
+			}
+			rep->v[k++] = rep->v[i];
+			if (err_severity(rep->v[i].cls) >= err_severity(worst))
+				worst = rep->v[i].cls;
+		}
+		rep->n = k;
+		rep->worst = worst;
+	} else if (nwant) {
+		report(rep, &e);
+	}
+	free(want);
+}
+
 int submit_prepared(struct props *p, const struct submit_opts *o, struct envelope *env,
 		    struct message *m, struct submit_report *rep)
 {
@@ -608,6 +678,15 @@ int submit_prepared(struct props *p, const struct submit_opts *o, struct envelop
 		return -1;
 	}
 
+	if (o->queue_only) {
+		/* the reference's Queue: to disk now, sent by a later flush */
+		if (enqueue(o, env, m, NULL, &rep->queued_id, &e) < 0) {
+			report(rep, &e);
+			return -1;
+		}
+		return 0;
+	}
+
 	int r = o->verify_only ? deliver_verify(p, env, &res, &e) : deliver_message(p, m, env, &res, &e);
 	rep->delivered = res.delivered;
 
@@ -627,6 +706,8 @@ int submit_prepared(struct props *p, const struct submit_opts *o, struct envelop
 	}
 	if (r < 0)
 		report(rep, &e);
+	if (rep->worst != ERR_OK && o->queue_dir && !o->verify_only)
+		queue_on_failure(o, env, m, res.delivered, rep);
 	return r < 0 || rep->n ? -1 : 0;
 }
 

@@ -16,6 +16,11 @@ struct submit_opts {
 	bool print_only;       /* --print: show envelope and message */
 	bool read_recipients;  /* -t */
 	bool verify_only;      /* -bv: RCPT each recipient, send nothing */
+	bool queue_only;       /* --queue, -odq: into the queue, not sent */
+	const char *queue_dir; /* queue here (and on temporary failure), or NULL */
+	/* what a queued entry replays when it is flushed */
+	const char *account;
+	const struct strlist *replay_keys, *replay_values;
 };
 
 struct submit_report {
@@ -23,6 +28,8 @@ struct submit_report {
 	size_t n;
 	enum err_class worst;  /* ERR_OK when all went well */
 	bool delivered;        /* the server took the message (maybe not for all) */
+	char *queued_id;       /* put in the queue as this id, or NULL */
+	char queued_why[600];  /* the temporary failure that made it so, or "" */
 };
 
 /* The "from" of the rc account in effect, for RewriteEnvelopeFrom (the

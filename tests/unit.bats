@@ -24,3 +24,4 @@ unit() {
 @test "unit: -t recipients from the header" { unit test_header; }
 @test "unit: aliases for local recipients" { unit test_aliases; }
 @test "unit: SASL mechanisms and secret sources" { unit test_sasl; }
+@test "unit: the on-disk queue (format, claims, concurrency)" { unit test_queue; }

@@ -6,10 +6,12 @@
 
 static int tap_n, tap_failed;
 
+/* cond is evaluated exactly once: it may have side effects. */
 #define ok(cond, ...)                                                   \
 	do {                                                            \
+		int tap_ok_ = !!(cond);                                 \
 		tap_n++;                                                \
-		if (cond) {                                             \
+		if (tap_ok_) {                                          \
 			printf("ok %d - ", tap_n);                      \
 		} else {                                                \
 			tap_failed++;                                   \
@@ -17,7 +19,7 @@ static int tap_n, tap_failed;
 		}                                                       \
 		printf(__VA_ARGS__);                                    \
 		printf("\n");                                           \
-		if (!(cond))                                            \
+		if (!tap_ok_)                                           \
 			printf("#   failed at %s:%d\n", __FILE__, __LINE__); \
 	} while (0)
 

@@ -1,0 +1,206 @@
+/* queuecmd.c - flushing and listing the queue. */
+#include "queuecmd.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "message.h"
+#include "queue.h"
+#include "session.h"
+#include "submit.h"
+#include "util.h"
+
+char *queuecmd_dir(const struct props *p)
+{
+	return *p->queue_dir ? xstrdup(p->queue_dir) : queue_default_dir();
+}
+
+/* The envelope stored in an entry. */
+static int entry_envelope(const struct queue_entry_meta *meta, struct envelope *env, struct err *e)
+{
+	memset(env, 0, sizeof *env);
+	env->from = xstrdup(meta->from);
+	for (size_t i = 0; i < meta->rcpts.n; i++) {
+		const char *r = meta->rcpts.v[i];
+		enum rcpt_kind kind;
+		if (strncmp(r, "to:", 3) == 0)
+			kind = RCPT_TO;
+		else if (strncmp(r, "cc:", 3) == 0)
+			kind = RCPT_CC;
+		else if (strncmp(r, "bcc:", 4) == 0)
+			kind = RCPT_BCC;
+		else {
+			err_set(e, ERR_DATA, 0, "queue entry %s: bad recipient \"%s\"", meta->id, r);
+			return -1;
+		}
+		const char *addr = strchr(r, ':') + 1;
+		env->rcpt = xrealloc(env->rcpt, (env->nrcpt + 1) * sizeof *env->rcpt);
+		memset(&env->rcpt[env->nrcpt], 0, sizeof *env->rcpt);
+		env->rcpt[env->nrcpt].addr = xstrdup(addr);
+		env->rcpt[env->nrcpt].kind = kind;
+		for (const unsigned char *c = (const unsigned char *)addr; *c; c++)
+			env->smtputf8 |= *c >= 0x80;
+		env->nrcpt++;
+	}
+	return 0;
+}
+
+/* The properties for one entry: rc files with the entry's account, the
+ * settings stored with it, then the flusher's own command line. */
+static int entry_props(const struct settings_layer *flusher, const struct queue_entry_meta *meta,
+		       struct props *p, struct err *e)
+{
+	struct strlist keys = STRLIST_INIT, values = STRLIST_INIT;
+	for (size_t i = 0; i < meta->settings.n; i++) {
+		const char *kv = meta->settings.v[i];
+		const char *eq = strchr(kv, '=');
+		if (!eq)
+			continue;
+		sl_add_owned(&keys, xstrndup(kv, (size_t)(eq - kv)));
+		sl_add(&values, eq + 1);
+	}
+	for (size_t i = 0; i < flusher->keys->n; i++) {
+		sl_add(&keys, flusher->keys->v[i]);
+		sl_add(&values, flusher->values->v[i]);
+	}
+	struct settings_layer l = {
+		.config_file = flusher->config_file,
+		.account = *meta->account ? meta->account : flusher->account,
+		.keys = &keys,
+		.values = &values,
+	};
+	props_init(p);
+	int r = settings_load(&l, p, e);
+	sl_free(&keys);
+	sl_free(&values);
+	return r;
+}
+
+/* Send one claimed entry and settle it. */
+static void flush_one(const struct settings_layer *flusher, struct queue_claimed *c,
+		      struct flush_counts *n)
+{
+	struct props p;
+	struct message m;
+	struct envelope env = { 0 };
+	struct submit_opts o = { 0 };
+	struct submit_report rep = { 0 };
+	struct err e = { 0 };
+	enum queue_outcome how = QUEUE_FAIL;
+	char reason[sizeof e.msg + 16] = "";
+	const char *id = c->meta.id;
+
+	message_init(&m);
+	if (entry_props(flusher, &c->meta, &p, &e) < 0 ||
+	    queue_claimed_read(c, NULL, &m, &e) < 0 || entry_envelope(&c->meta, &env, &e) < 0) {
+		/* a setting or a file that no longer works: try again later,
+		 * the user may fix the rc file */
+		how = QUEUE_RETRY;
+		snprintf(reason, sizeof reason, "%s", e.msg);
+	} else {
+		log_info("queue: sending %s (attempt %u)", id, c->meta.attempts + 1);
+		submit_prepared(&p, &o, &env, &m, &rep);
+		if (rep.delivered || rep.worst == ERR_OK) {
+			how = QUEUE_DONE;
+			for (size_t i = 0; i < rep.n; i++)
+				log_warn("queue %s: %s", id, rep.v[i].msg);
+		} else {
+			how = rep.worst == ERR_TEMP ? QUEUE_RETRY : QUEUE_FAIL;
+			snprintf(reason, sizeof reason, "%s",
+				 rep.n ? rep.v[rep.n - 1].msg : "failed");
+		}
+	}
+	struct err fe = { 0 };
+	if (queue_finish(c, how, reason, p.keep_queue, p.queue_max_age, &fe) < 0) {
+		log_warn("queue %s: %s", id, fe.msg);
+		n->problems++;
+	} else if (how == QUEUE_DONE) {
+		n->sent++;
+	} else if (how == QUEUE_RETRY) {
+		n->retried++;
+		log_warn("queue %s: will be retried: %s", id, reason);
+	} else {
+		n->failed++;
+		log_warn("queue %s: failed for good: %s", id, reason);
+	}
+	submit_report_free(&rep);
+	message_free(&m);
+	envelope_free(&env);
+	props_free(&p);
+}
+
+int queuecmd_flush(const struct settings_layer *flusher, const char *dir, struct flush_counts *n,
+		   struct err *e)
+{
+	memset(n, 0, sizeof *n);
+	int ok = queue_open_dir(dir, false, e);
+	if (ok <= 0)
+		return ok; /* no queue: nothing to flush */
+	for (;;) {
+		struct queue_claimed c;
+		int k = queue_claim(dir, &c, e);
+		for (size_t i = 0; i < c.problems.n; i++) {
+			log_warn("queue: %s", c.problems.v[i]);
+			n->problems++;
+		}
+		if (k <= 0) {
+			queue_claimed_free(&c);
+			return k;
+		}
+		flush_one(flusher, &c, n);
+		queue_claimed_free(&c);
+	}
+}
+
+static void print_age(FILE *out, time_t t)
+{
+	long s = (long)(time(NULL) - t);
+	if (s < 0)
+		s = 0;
+	if (s < 3600)
+		fprintf(out, "%3ldm", s / 60);
+	else if (s < 86400)
+		fprintf(out, "%3ldh", s / 3600);
+	else
+		fprintf(out, "%3ldd", s / 86400);
+}
+
+int queuecmd_list(const char *dir, FILE *out, struct err *e)
+{
+	struct queue_listing l;
+	char buf[600];
+
+	if (queue_list(dir, &l, e) < 0) {
+		queue_listing_free(&l);
+		return -1;
+	}
+	if (l.n == 0) {
+		fprintf(out, "Mail queue is empty\n");
+		queue_listing_free(&l);
+		return 0;
+	}
+	fprintf(out, "%-40s %-8s %10s  age  tries  sender / recipients / last error\n", "id", "state",
+		"size");
+	for (size_t i = 0; i < l.n; i++) {
+		const struct queue_item *it = &l.v[i];
+		const struct queue_entry_meta *m = &it->meta;
+		fprintf(out, "%-40s %-8s %10lld ", m->id ? m->id : it->name,
+			queue_state_name(it->state), (long long)it->file_size);
+		if (it->state == QSTATE_CORRUPT) {
+			fprintf(out, "            %s\n", sanitize(buf, sizeof buf, it->reason ? it->reason : "",
+								 it->reason ? strlen(it->reason) : 0));
+			continue;
+		}
+		print_age(out, m->created);
+		fprintf(out, "  %5u  <%s>\n", m->attempts, m->from);
+		for (size_t k = 0; k < m->rcpts.n; k++)
+			fprintf(out, "%*s%s\n", 72, "", m->rcpts.v[k]);
+		if (m->last_error && *m->last_error)
+			fprintf(out, "%*s(%s)\n", 72, "",
+				sanitize(buf, sizeof buf, m->last_error, strlen(m->last_error)));
+	}
+	queue_listing_free(&l);
+	return 0;
+}
