@@ -130,21 +130,6 @@ static size_t ew_match(const char *s, size_t len)
 	return i;
 }
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 static bool b64_decode(const char *s, size_t n, struct strbuf *out)
 {
 	uint32_t acc = 0;
@@ -159,7 +144,7 @@ static bool b64_decode(const char *s, size_t n, struct strbuf *out)
 			pad++;
 			continue;
 		}
-		v = b64_value(c);
+		v = base64_digit(c);
 		if (pad || v < 0)
 			return false;
 		acc = ((acc << 6) | (uint32_t)v) & 0xffffff;

@@ -127,7 +127,7 @@ static int cmd_rcpt(struct bs *b, const char *arg)
 
 /* Read the message up to the lone dot into a temporary file, undoing the
  * dot-stuffing.  Returns the fd, or -1 at end of input / error. */
-static int read_data(struct bs *b, bool *too_long)
+static int read_data(struct bs *b)
 {
 	char tmpl[] = "/tmp/smtpsend-bs-XXXXXX";
 	const char *dir = getenv("TMPDIR");
@@ -142,7 +142,6 @@ static int read_data(struct bs *b, bool *too_long)
 	ssize_t n;
 	bool ended = false;
 
-	*too_long = false;
 	while ((n = getline(&line, &cap, b->in)) > 0) {
 		size_t len = (size_t)n;
 		size_t body = len;
@@ -152,8 +151,6 @@ static int read_data(struct bs *b, bool *too_long)
 			ended = true;
 			break;
 		}
-		if (body > 998)
-			*too_long = true;
 		const char *s = line;
 		if (line[0] == '.')
 			s++, len--; /* dot-stuffing */
@@ -179,7 +176,6 @@ static int cmd_data(struct bs *b)
 	struct spool_opts so = { .ignore_dots = true };
 	struct submit_opts o = { .queue_dir = *b->p->queue_dir ? b->p->queue_dir : NULL };
 	struct submit_report rep = { 0 };
-	bool too_long;
 
 	if (!b->have_mail)
 		return reply(b, "503 5.5.1 need MAIL first");
@@ -187,7 +183,7 @@ static int cmd_data(struct bs *b)
 		return reply(b, "554 5.5.1 no valid recipients");
 	if (reply(b, "354 end data with <CR><LF>.<CR><LF>") < 0)
 		return -1;
-	int fd = read_data(b, &too_long);
+	int fd = read_data(b);
 	if (fd < 0)
 		return reply(b, "451 4.3.0 message not received completely");
 	message_init(&m);

@@ -1,6 +1,9 @@
 /* conn.c - buffered, bounded, deadline-driven I/O over a transport. */
 #include "conn.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -134,4 +137,28 @@ void conn_close(struct conn *c)
 	if (c->ops && c->ops->close)
 		c->ops->close(c);
 	c->ops = NULL;
+}
+
+int conn_wait_fd(struct conn *c, int fd, short events, int64_t deadline_ms, struct err *e)
+{
+	for (;;) {
+		int ms = -1;
+		if (deadline_ms) {
+			int64_t left = deadline_ms - conn_now_ms();
+			if (left <= 0) {
+				err_set(e, ERR_TEMP, SEED_TIMEOUT, "timed out after %ld s waiting for %s",
+					c->timeout_s, c->peer);
+				return -1;
+			}
+			ms = left > 3600000 ? 3600000 : (int)left;
+		}
+		struct pollfd p = { .fd = fd, .events = events };
+		int r = poll(&p, 1, ms);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR) {
+			err_set(e, ERR_OS, err_code_from_errno(errno), "poll: %s", strerror(errno));
+			return -1;
+		}
+	}
 }

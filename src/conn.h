@@ -70,6 +70,11 @@ size_t conn_unread(struct conn *c);
 int conn_write(struct conn *c, const void *buf, size_t len, struct err *e);
 int conn_flush(struct conn *c, struct err *e);
 
+/* Wait until fd is ready for events (POLLIN/POLLOUT) or deadline_ms
+ * passes (0: no deadline), for transports.  Errors: ERR_TEMP (timeout,
+ * reference code 201), ERR_OS. */
+int conn_wait_fd(struct conn *c, int fd, short events, int64_t deadline_ms, struct err *e);
+
 /* Deadline for a reply starting now. */
 int64_t conn_deadline(const struct conn *c);
 

@@ -18,32 +18,6 @@
 
 #include "util.h"
 
-/* Wait for fd to become ready for `events` until deadline_ms.
- * Errors: ERR_TEMP with the timeout code. */
-static int wait_fd(struct conn *c, short events, int64_t deadline_ms, struct err *e)
-{
-	for (;;) {
-		int ms = -1;
-		if (deadline_ms) {
-			int64_t left = deadline_ms - conn_now_ms();
-			if (left <= 0) {
-				err_set(e, ERR_TEMP, SEED_TIMEOUT, "timed out after %ld s waiting for %s",
-					c->timeout_s, c->peer);
-				return -1;
-			}
-			ms = left > 3600000 ? 3600000 : (int)left;
-		}
-		struct pollfd p = { .fd = c->fd, .events = events };
-		int r = poll(&p, 1, ms);
-		if (r > 0)
-			return 0;
-		if (r < 0 && errno != EINTR) {
-			err_set(e, ERR_OS, err_code_from_errno(errno), "poll: %s", strerror(errno));
-			return -1;
-		}
-	}
-}
-
 static ssize_t tcp_read(struct conn *c, void *buf, size_t len, int64_t deadline_ms, struct err *e)
 {
 	for (;;) {
@@ -57,7 +31,7 @@ static ssize_t tcp_read(struct conn *c, void *buf, size_t len, int64_t deadline_
 				strerror(errno));
 			return -1;
 		}
-		if (wait_fd(c, POLLIN, deadline_ms, e) < 0)
+		if (conn_wait_fd(c, c->fd, POLLIN, deadline_ms, e) < 0)
 			return -1;
 	}
 }
@@ -76,7 +50,7 @@ static ssize_t tcp_write(struct conn *c, const void *buf, size_t len, int64_t de
 				strerror(errno));
 			return -1;
 		}
-		if (wait_fd(c, POLLOUT, deadline_ms, e) < 0)
+		if (conn_wait_fd(c, c->fd, POLLOUT, deadline_ms, e) < 0)
 			return -1;
 	}
 }

@@ -561,26 +561,7 @@ static int keylog_fn(gnutls_session_t s, const char *label, const gnutls_datum_t
 static int wait_session(struct conn *c, struct tls_ctx *t, int64_t deadline_ms, struct err *e)
 {
 	short ev = gnutls_record_get_direction(t->s) ? POLLOUT : POLLIN;
-	for (;;) {
-		int ms = -1;
-		if (deadline_ms) {
-			int64_t left = deadline_ms - conn_now_ms();
-			if (left <= 0) {
-				err_set(e, ERR_TEMP, SEED_TIMEOUT, "timed out after %ld s waiting for %s",
-					c->timeout_s, c->peer);
-				return -1;
-			}
-			ms = left > 3600000 ? 3600000 : (int)left;
-		}
-		struct pollfd p = { .fd = t->fd, .events = ev };
-		int r = poll(&p, 1, ms);
-		if (r > 0)
-			return 0;
-		if (r < 0 && errno != EINTR) {
-			err_set(e, ERR_OS, err_code_from_errno(errno), "poll: %s", strerror(errno));
-			return -1;
-		}
-	}
+	return conn_wait_fd(c, t->fd, ev, deadline_ms, e);
 }
 
 /* ---- the transport ---- */

@@ -322,24 +322,6 @@ static int parse_stream(struct parser *ps, FILE *f)
 	return rv;
 }
 
-/* The path as a shell word, for a command the user can paste. */
-static void shell_quote(struct strbuf *sb, const char *s)
-{
-	if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			 "0123456789/._-+,@%=:~") == strlen(s) && *s != '~') {
-		sb_adds(sb, s);
-		return;
-	}
-	sb_addc(sb, '\'');
-	for (; *s; s++) {
-		if (*s == '\'')
-			sb_adds(sb, "'\\''");
-		else
-			sb_addc(sb, *s);
-	}
-	sb_addc(sb, '\'');
-}
-
 static int check_secret_perms(const struct rcfile *rc, const struct stat *st, struct err *e)
 {
 	/* Root owning the file is fine: a system rc is root's by design. */
@@ -351,7 +333,7 @@ static int check_secret_perms(const struct rcfile *rc, const struct stat *st, st
 	}
 	if (st->st_mode & (S_IRWXG | S_IRWXO)) {
 		struct strbuf q = STRBUF_INIT;
-		shell_quote(&q, rc->path);
+		sb_add_shell_word(&q, rc->path);
 		err_set(e, ERR_CONFIG, 0,
 			"%s: holds a password but is %s by others; run: chmod 600 %s",
 			rc->path, (st->st_mode & (S_IRGRP | S_IROTH)) ? "readable" : "writable",

@@ -109,21 +109,6 @@ static char *b64_encode(const void *data, size_t len)
 	return out;
 }
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Decode strictly; *out is NUL-terminated for the mechanisms that want a
  * string.  Returns 0, -1 for invalid base64, -2 for too large (checked
  * before anything is allocated). */
@@ -143,7 +128,7 @@ static int b64_decode(const char *s, size_t len, unsigned char **out, size_t *ou
 		unsigned v = 0;
 		size_t quad_pad = i + 4 == len ? pad : 0;
 		for (size_t j = 0; j < 4; j++) {
-			int d = j < 4 - quad_pad ? b64_value((unsigned char)s[i + j]) : 0;
+			int d = j < 4 - quad_pad ? base64_digit((unsigned char)s[i + j]) : 0;
 			if (d < 0) {
 				free(p);
 				return -1;

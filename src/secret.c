@@ -201,18 +201,6 @@ static int run_command(const char *cmd, char **out, struct err *e)
 
 /* ---- ~/.netrc ---- */
 
-static void shell_quote(struct strbuf *sb, const char *s)
-{
-	sb_addc(sb, '\'');
-	for (; *s; s++) {
-		if (*s == '\'')
-			sb_adds(sb, "'\\''");
-		else
-			sb_addc(sb, *s);
-	}
-	sb_addc(sb, '\'');
-}
-
 struct netrc_lex {
 	const char *p, *end;
 };
@@ -423,7 +411,7 @@ static int netrc_get(const char *user, const char *host, char **out, struct err 
 		rv = -1;
 	} else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		struct strbuf q = STRBUF_INIT;
-		shell_quote(&q, path);
+		sb_add_shell_word(&q, path);
 		err_set(e, ERR_CONFIG, 0, "%s: holds the password but is %s by others; "
 			"run: chmod 600 %s", path,
 			(st.st_mode & (S_IRGRP | S_IROTH)) ? "readable" : "writable", q.s);

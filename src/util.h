@@ -60,6 +60,13 @@ bool parse_long(const char *s, long min, long max, long *out);
 /* Parse true/false/yes/no/on/off/1/0 (case-insensitive). */
 bool parse_bool(const char *s, bool *out);
 
+/* Append s as one shell word (quoted when needed), for a command the
+ * user can paste: "run: chmod 600 'my file'". */
+void sb_add_shell_word(struct strbuf *sb, const char *s);
+
+/* The value of a base64 digit (RFC 4648), or -1. */
+int base64_digit(unsigned char c);
+
 /* Write all of buf to fd, retrying on EINTR and short writes. -1 on error. */
 int write_all(int fd, const void *buf, size_t len);
 
