@@ -438,6 +438,11 @@ static void print_tls(FILE *out, const struct tls_info *t)
 	fprintf(out, "verification: %s\n", t->verdict);
 }
 
+static enum err_class class_of_greeting(const struct reply *r)
+{
+	return reply_class(r) == 4 ? ERR_TEMP : ERR_UNAVAILABLE;
+}
+
 int deliver_serverinfo(const struct props *p, FILE *out, struct err *e)
 {
 	struct conn c;
@@ -473,6 +478,11 @@ int deliver_serverinfo(const struct props *p, FILE *out, struct err *e)
 		goto done;
 	char line[600];
 	fprintf(out, "greeting: %s\n", reply_first_line(&r, line, sizeof line));
+	if (reply_class(&r) != 2) {
+		err_set(e, class_of_greeting(&r), SEED_PROTOCOL, "the server refused the connection: %s",
+			line);
+		goto done;
+	}
 	snprintf(cmd, sizeof cmd, "EHLO %s", deliver_hello_name(p));
 	if (info_command(&c, cmd, &r, e) < 0)
 		goto done;
@@ -493,6 +503,9 @@ int deliver_serverinfo(const struct props *p, FILE *out, struct err *e)
 			goto done;
 		if (r.code != 220) {
 			fprintf(out, "STARTTLS refused: %s\n", reply_first_line(&r, line, sizeof line));
+			err_set(e, reply_class(&r) == 4 ? ERR_TEMP : ERR_UNAVAILABLE, SEED_PROTOCOL,
+				"the server refused STARTTLS: %s", line);
+			goto done;
 		} else if (conn_unread(&c) > 0) {
 			err_set(e, ERR_PROTOCOL, SEED_PROTOCOL,
 				"the server sent bytes after its 220 to STARTTLS, before the handshake");

@@ -114,30 +114,29 @@ static bool compose_mode(const struct props *p)
 }
 
 /* Header flags shape a composed message; a raw message is sent as the
- * caller wrote it, so silently dropping them would surprise. */
-static int compose_only_flags(const struct props *p, struct err *e)
+ * caller wrote it, so silently dropping them would surprise.  Only the
+ * command line counts: the same settings in an rc file are defaults for
+ * composing and do not stop raw messages. */
+static int compose_only_flags(const struct submit_opts *o, struct err *e)
 {
-	const char *flag = NULL;
-	if (p->other_headers.n)
-		flag = "--header";
-	else if (*p->reply_to)
-		flag = "--reply-to";
-	else if (*p->read_receipt_to)
-		flag = "--read-receipt-to";
-	else if (*p->delivery_notification_to)
-		flag = "--delivery-notification-to";
-	else if (p->importance)
-		flag = "--importance";
-	else if (p->priority)
-		flag = "--priority";
-	else if (p->sensitivity)
-		flag = "--sensitivity";
-	if (!flag)
-		return 0;
-	err_set(e, ERR_USAGE, 0,
-		"%s applies when composing (--subject, --body or --body-file); a message read "
-		"from standard input is sent as it is", flag);
-	return -1;
+	static const struct { const char *prop, *flag; } only[] = {
+		{ "OtherHeaders", "--header" }, { "ReplyTo", "--reply-to" },
+		{ "ReadReceiptTo", "--read-receipt-to" },
+		{ "DeliveryNotificationTo", "--delivery-notification-to" },
+		{ "Importance", "--importance" }, { "Priority", "--priority" },
+		{ "Sensitivity", "--sensitivity" },
+	};
+	for (size_t i = 0; o->replay_keys && i < o->replay_keys->n; i++) {
+		for (size_t k = 0; k < sizeof only / sizeof only[0]; k++) {
+			if (ascii_casecmp(o->replay_keys->v[i], only[k].prop) != 0)
+				continue;
+			err_set(e, ERR_USAGE, 0,
+				"%s applies when composing (--subject, --body or --body-file); a message "
+				"read from standard input is sent as it is", only[k].flag);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static int compose_to_spool(const struct props *p, const struct strlist *to, struct message *m,
@@ -749,7 +748,7 @@ int submit_from_props(struct props *p, const struct submit_opts *o, struct submi
 		}
 		if (compose_to_spool(p, &p->send_to, &m, &e) < 0)
 			goto fail;
-	} else if (compose_only_flags(p, &e) < 0 || read_raw(p, &m, &e) < 0) {
+	} else if (compose_only_flags(o, &e) < 0 || read_raw(p, &m, &e) < 0) {
 		goto fail;
 	}
 

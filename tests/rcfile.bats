@@ -193,3 +193,14 @@ EOF
 	grep -q '^MAIL FROM:<rc@example.test>' "$SMTPD_DIR/env.1"
 	grep -q '^C: EHLO rc.example.test' "$SMTPD_DIR/transcript"
 }
+
+@test "header settings in the rc file are defaults for composing and do not stop raw messages" {
+	smtpd_start
+	printf 'host 127.0.0.1\nport %s\nheader X-Team: ops\nimportance high\n' "$SMTPD_PORT" >"$HOME/.smtpsendrc"
+	chmod 600 "$HOME/.smtpsendrc"
+	run bash -c 'printf "Subject: raw\n\nbody\n" | "$SMTPSEND" -f me@example.test a@example.test'
+	[ "$status" -eq 0 ]
+	run "$SMTPSEND" --print -f me@example.test --subject s --body b a@example.test
+	[[ "$output" == *"X-Team: ops"* ]]
+	[[ "$output" == *"Importance: High"* ]]
+}
