@@ -209,3 +209,31 @@ on AUTH SCRAM-SHA-256 * reply 235 2.7.0 trust me'
 	[ "$status" -eq 77 ]
 	[[ "$output" == *"before proving"* ]]
 }
+
+@test "the password is in neither the process list nor the trace" {
+	server 'on AUTH PLAIN * reply 235 2.7.0 authenticated
+on MAIL* silence'
+	printf 'pw-Zq81x\n' >"$BATS_TEST_TMPDIR/pw"
+	printf 'Subject: auth\n\nbody\n' >"$BATS_TEST_TMPDIR/m"
+	"$SMTPSEND" -v --host localhost --port "$SMTPD_PORT" --tls=starttls --tls-ca-file "$CERTS/ca.pem" \
+		--from me@example.test --user alice --password-command "cat $BATS_TEST_TMPDIR/pw" \
+		--timeout 5 a@example.test <"$BATS_TEST_TMPDIR/m" >"$BATS_TEST_TMPDIR/trace" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 50); do
+		grep -q '^C: MAIL' "$SMTPD_DIR/transcript" 2>/dev/null && break
+		sleep 0.1
+	done
+	run bash -c 'ps -eo args | grep -c "pw-Zq81x" || true'
+	# only the grep itself may show it
+	[ "$output" -le 1 ]
+	wait "$pid" || true
+	run grep -c 'pw-Zq81x' "$BATS_TEST_TMPDIR/trace"
+	[ "$output" -eq 0 ]
+	grep -q -- '--> AUTH PLAIN \*\*\*\*\*\*\*\*' "$BATS_TEST_TMPDIR/trace"
+}
+
+@test "a password_command's trailing newline (and CR) is not part of the password" {
+	server 'on AUTH PLAIN AGFsaWNlAHMzY3JldA== reply 235 ok'
+	run send --user alice --password-command "printf 's3cret\r\n'"
+	[ "$status" -eq 0 ]
+}
