@@ -198,3 +198,50 @@ on RCPT TO:<never@*> reply 550 5.1.1 no such user')"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"queue is empty"* ]]
 }
+
+@test "SIGKILL while queueing from a slow pipe leaves no entry, partial or whole" {
+	( printf 'Subject: slow\n\n'; sleep 3; printf 'late\n' ) |
+		"$SMTPSEND" --host 127.0.0.1 --from me@example.test --queue --queue-dir "$Q" a@example.test &
+	pid=$!
+	sleep 1
+	kill -KILL "$pid"
+	wait "$pid" || true
+	run bash -c "ls '$Q' 2>/dev/null | grep -v '^\.tmp-' || true"
+	[ -z "$output" ]
+	run "$SMTPSEND" -bp --queue-dir "$Q"
+	[[ "$output" == *"queue is empty"* ]]
+}
+
+@test "SIGKILL of a flusher after MAIL: the next flush sends the message, once" {
+	smtpd_start "$(smtpd_script <<<'on#1 MAIL* silence')"
+	msg | ss --queue --queue-dir "$Q" a@example.test
+	"$SMTPSEND" -q --queue-dir "$Q" &
+	pid=$!
+	for _ in $(seq 1 50); do
+		grep -q '^C: MAIL' "$SMTPD_DIR/transcript" 2>/dev/null && break
+		sleep 0.1
+	done
+	kill -KILL "$pid"
+	wait "$pid" || true
+	run "$SMTPSEND" -q --queue-dir "$Q"
+	[ "$status" -eq 0 ]
+	run bash -c "cat '$SMTPD_DIR'/env.* | grep -c '^RCPT'"
+	[ "$output" -eq 1 ]
+	run ls -A "$Q"
+	[ -z "$output" ]
+}
+
+@test "retry scheduling: 451 twice, then 250 (next_try moved back by hand)" {
+	smtpd_start "$(smtpd_script <<<'on#1 RCPT* reply 451 4.7.1 greylisted
+on#2 RCPT* reply 451 4.7.1 greylisted')"
+	msg | ss --queue --queue-dir "$Q" a@example.test
+	for attempt in 1 2 3; do
+		# make the entry due now (its mtime carries next_try)
+		touch -d '2000-01-01' "$Q"/*.queued 2>/dev/null || true
+		sed -i 's/^next-try .*/next-try 0/' "$Q"/*.queued 2>/dev/null || true
+		"$SMTPSEND" -q --queue-dir "$Q"
+	done
+	grep -qx 'RCPT TO:<a@example.test>' "$SMTPD_DIR/env.1"
+	run ls -A "$Q"
+	[ -z "$output" ]
+}
