@@ -189,6 +189,9 @@ static int cmd_data(struct bs *b)
 	message_init(&m);
 	int r = spool_read(fd, &so, &m.sp, &e);
 	close(fd);
+	/* the envelope first: a From header added below uses the sender */
+	if (r == 0)
+		r = submit_finish_envelope(b->p, &b->env, &m, &e);
 	if (r == 0)
 		r = submit_complete_raw(b->p, &b->env, &m, &e);
 	if (r < 0) {

@@ -221,6 +221,10 @@ int cli_parse(int argc, const char **argv, struct cli *c, struct err *e)
 			c->read_recipients = true;
 		} else if (rc == OPT_FLUSH) {
 			c->flush = true;
+			/* -q1h is an interval; "-q a@b" would make popt take the
+			 * address as one: keep it a recipient, refused later */
+			if (arg && arg[strspn(arg, "0123456789smhdw")] != '\0')
+				sl_add(&c->recipients, arg);
 		} else if (rc == OPT_QUEUE) {
 			c->queue_only = true;
 		} else if (rc == OPT_MODE) {

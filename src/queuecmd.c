@@ -47,20 +47,27 @@ static int entry_envelope(const struct queue_entry_meta *meta, struct envelope *
 	return 0;
 }
 
+/* The settings stored with an entry, as two lists. */
+static void entry_settings(const struct queue_entry_meta *meta, struct strlist *keys,
+			   struct strlist *values)
+{
+	for (size_t i = 0; i < meta->settings.n; i++) {
+		const char *kv = meta->settings.v[i];
+		const char *eq = strchr(kv, '=');
+		if (!eq)
+			continue;
+		sl_add_owned(keys, xstrndup(kv, (size_t)(eq - kv)));
+		sl_add(values, eq + 1);
+	}
+}
+
 /* The properties for one entry: rc files with the entry's account, the
  * settings stored with it, then the flusher's own command line. */
 static int entry_props(const struct settings_layer *flusher, const struct queue_entry_meta *meta,
 		       struct props *p, struct err *e)
 {
 	struct strlist keys = STRLIST_INIT, values = STRLIST_INIT;
-	for (size_t i = 0; i < meta->settings.n; i++) {
-		const char *kv = meta->settings.v[i];
-		const char *eq = strchr(kv, '=');
-		if (!eq)
-			continue;
-		sl_add_owned(&keys, xstrndup(kv, (size_t)(eq - kv)));
-		sl_add(&values, eq + 1);
-	}
+	entry_settings(meta, &keys, &values);
 	for (size_t i = 0; i < flusher->keys->n; i++) {
 		sl_add(&keys, flusher->keys->v[i]);
 		sl_add(&values, flusher->values->v[i]);
@@ -79,13 +86,19 @@ static int entry_props(const struct settings_layer *flusher, const struct queue_
 }
 
 /* Send one claimed entry and settle it. */
-static void flush_one(const struct settings_layer *flusher, struct queue_claimed *c,
-		      struct flush_counts *n)
+static void flush_one(const struct settings_layer *flusher, const char *dir,
+		      struct queue_claimed *c, struct flush_counts *n)
 {
 	struct props p;
 	struct message m;
 	struct envelope env = { 0 };
-	struct submit_opts o = { 0 };
+	struct strlist keys = STRLIST_INIT, values = STRLIST_INIT;
+	/* recipients refused for now after the others got it go back to the
+	 * queue as an entry of their own, with this entry's settings */
+	entry_settings(&c->meta, &keys, &values);
+	struct submit_opts o = { .queue_dir = dir, .queue_partial_only = true,
+				 .account = c->meta.account, .replay_keys = &keys,
+				 .replay_values = &values };
 	struct submit_report rep = { 0 };
 	struct err e = { 0 };
 	enum queue_outcome how = QUEUE_FAIL;
@@ -107,7 +120,11 @@ static void flush_one(const struct settings_layer *flusher, struct queue_claimed
 			for (size_t i = 0; i < rep.n; i++)
 				log_warn("queue %s: %s", id, rep.v[i].msg);
 		} else {
-			how = rep.worst == ERR_TEMP ? QUEUE_RETRY : QUEUE_FAIL;
+			/* only the message or its recipients can fail for
+			 * good; a configuration, authentication or server
+			 * problem may be fixed before the next attempt (and
+			 * QueueMaxAge ends the waiting) */
+			how = rep.worst == ERR_RCPT || rep.worst == ERR_DATA ? QUEUE_FAIL : QUEUE_RETRY;
 			snprintf(reason, sizeof reason, "%s",
 				 rep.n ? rep.v[rep.n - 1].msg : "failed");
 		}
@@ -129,29 +146,43 @@ static void flush_one(const struct settings_layer *flusher, struct queue_claimed
 	message_free(&m);
 	envelope_free(&env);
 	props_free(&p);
+	sl_free(&keys);
+	sl_free(&values);
 }
 
 int queuecmd_flush(const struct settings_layer *flusher, const char *dir, struct flush_counts *n,
 		   struct err *e)
 {
+	struct strlist seen = STRLIST_INIT;
+	int k;
+
 	memset(n, 0, sizeof *n);
 	int ok = queue_open_dir(dir, false, e);
 	if (ok <= 0)
 		return ok; /* no queue: nothing to flush */
 	for (;;) {
 		struct queue_claimed c;
-		int k = queue_claim(dir, &c, e);
+		k = queue_claim(dir, &c, e);
 		for (size_t i = 0; i < c.problems.n; i++) {
 			log_warn("queue: %s", c.problems.v[i]);
 			n->problems++;
 		}
+		/* an entry that could not be settled comes straight back:
+		 * once per flush is enough */
+		if (k > 0 && sl_contains_ci(&seen, c.meta.id)) {
+			log_warn("queue %s: could not be settled; left for the next flush", c.meta.id);
+			k = 0;
+		}
 		if (k <= 0) {
 			queue_claimed_free(&c);
-			return k;
+			break;
 		}
-		flush_one(flusher, &c, n);
+		sl_add(&seen, c.meta.id);
+		flush_one(flusher, dir, &c, n);
 		queue_claimed_free(&c);
 	}
+	sl_free(&seen);
+	return k;
 }
 
 static void print_age(FILE *out, time_t t)

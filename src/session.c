@@ -9,7 +9,7 @@
 
 static const char *const state_names[] = {
 	[S_GREETING] = "GREETING", [S_EHLO] = "EHLO", [S_HELO] = "HELO",
-	[S_STARTTLS] = "STARTTLS", [S_TLS] = "TLS", [S_MAIL] = "MAIL",
+	[S_STARTTLS] = "STARTTLS", [S_TLS] = "TLS", [S_AUTH] = "AUTH", [S_MAIL] = "MAIL",
 	[S_DATA] = "DATA", [S_BODY] = "BODY", [S_DOT] = "DOT", [S_QUIT] = "QUIT", [S_DONE] = "DONE",
 };
 
@@ -496,6 +496,19 @@ static void on_rcpt(struct session *s, size_t idx, const struct reply *r)
 	}
 }
 
+/* With no recipient accepted: temporary when every refusal was. */
+static enum err_class refusal_class(const struct session *s)
+{
+	bool temp = false;
+	for (size_t i = 0; i < s->env->nrcpt; i++) {
+		int code = s->env->rcpt[i].code;
+		if (code >= 500)
+			return ERR_RCPT;
+		temp |= code >= 400;
+	}
+	return temp ? ERR_TEMP : ERR_RCPT;
+}
+
 int session_reply(struct session *s, const struct reply *r)
 {
 	if (!s->qlen)
@@ -588,7 +601,7 @@ int session_reply(struct session *s, const struct reply *r)
 			if (!s->failed && s->accepted == 0) {
 				/* RFC 2920: DATA pipelined after refused
 				 * recipients; never send a message to nobody. */
-				fail(s, ERR_RCPT, SEED_NO_RCPT,
+				fail(s, refusal_class(s), SEED_NO_RCPT,
 				     "the server accepted no recipient; nothing was sent");
 			}
 			return s->failed ? -1 : 0;
@@ -596,7 +609,9 @@ int session_reply(struct session *s, const struct reply *r)
 		if (s->failed)
 			return -1; /* the DATA refusal only echoes the earlier error */
 		if (s->accepted == 0) {
-			fail_reply(s, class_of(r, ERR_RCPT), "no recipient accepted", r);
+			/* the 554 to DATA only says nobody was accepted: the
+			 * recipients' own answers say whether to try again */
+			fail_reply(s, refusal_class(s), "no recipient accepted", r);
 			return -1;
 		}
 		fail_reply(s, class_of(r, ERR_UNAVAILABLE), "server refused DATA", r);

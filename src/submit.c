@@ -440,7 +440,8 @@ int submit_check_policy(const struct props *p, struct err *e)
 		return -1;
 	}
 	if (!*p->user && deliver_auth_wanted(p) && ascii_casecmp(p->auth_mechanism, "EXTERNAL") != 0 &&
-	    ascii_casecmp(p->auth_mechanism, "GSSAPI") != 0) {
+	    ascii_casecmp(p->auth_mechanism, "GSSAPI") != 0 &&
+	    ascii_casecmp(p->auth_mechanism, "GS2-KRB5") != 0) {
 		err_set(e, ERR_CONFIG, 0, "--auth=%s needs a user (--user or user in the rc file)",
 			p->auth_mechanism);
 		return -1;
@@ -548,7 +549,7 @@ static void default_sender(const struct props *p, const struct message *m, struc
 
 /* Local names resolved, the sender settled and qualified: what every
  * submission needs before its message is completed and sent. */
-static int finish_envelope(const struct props *p, struct envelope *env, const struct message *m,
+int submit_finish_envelope(const struct props *p, struct envelope *env, const struct message *m,
 			   struct err *e)
 {
 	if (resolve_local(p, env, e) < 0)
@@ -609,6 +610,8 @@ static int enqueue(const struct submit_opts *o, const struct envelope *env, cons
 static void queue_on_failure(const struct submit_opts *o, const struct envelope *env,
 			     const struct message *m, bool delivered, struct submit_report *rep)
 {
+	if (o->queue_partial_only && !delivered)
+		return; /* a flush puts the entry itself back */
 	bool *want = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof *want);
 	size_t nwant = 0;
 	bool temp_whole = !delivered && rep->n && rep->v[rep->n - 1].cls == ERR_TEMP;
@@ -647,7 +650,7 @@ int submit_prepared(struct props *p, const struct submit_opts *o, struct envelop
 	struct deliver_result res;
 	struct err e = { 0 };
 
-	if (finish_envelope(p, env, m, &e) < 0) {
+	if (submit_finish_envelope(p, env, m, &e) < 0) {
 		report(rep, &e);
 		return -1;
 	}
@@ -677,7 +680,7 @@ int submit_prepared(struct props *p, const struct submit_opts *o, struct envelop
 		return -1;
 	}
 
-	if (o->queue_only) {
+	if (o->queue_only && !o->verify_only) {
 		/* the reference's Queue: to disk now, sent by a later flush */
 		if (enqueue(o, env, m, NULL, &rep->queued_id, &e) < 0) {
 			report(rep, &e);
@@ -780,7 +783,7 @@ int submit_from_props(struct props *p, const struct submit_opts *o, struct submi
 			"(or set AllowEmptyTo for only --cc/--bcc)");
 		goto fail;
 	}
-	if (finish_envelope(p, &env, &m, &e) < 0)
+	if (submit_finish_envelope(p, &env, &m, &e) < 0)
 		goto fail;
 	if (!o->verify_only && !compose_mode(p) && submit_complete_raw(p, &env, &m, &e) < 0)
 		goto fail;

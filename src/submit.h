@@ -17,6 +17,7 @@ struct submit_opts {
 	bool read_recipients;  /* -t */
 	bool verify_only;      /* -bv: RCPT each recipient, send nothing */
 	bool queue_only;       /* --queue, -odq: into the queue, not sent */
+	bool queue_partial_only; /* queue only recipients 4xx-refused after a delivery */
 	const char *queue_dir; /* queue here (and on temporary failure), or NULL */
 	/* what a queued entry replays when it is flushed */
 	const char *account;
@@ -45,6 +46,12 @@ int submit_from_props(struct props *p, const struct submit_opts *o, struct submi
  * the body type and size; same return as submit_from_props. */
 int submit_prepared(struct props *p, const struct submit_opts *o, struct envelope *env,
 		    struct message *m, struct submit_report *rep);
+
+/* Resolve local names, settle and qualify the envelope sender (from the
+ * account, -f, the From header, or login@host).  Errors: ERR_RCPT for a
+ * local name that resolves nowhere, ERR_CONFIG/ERR_DATA (aliases). */
+int submit_finish_envelope(const struct props *p, struct envelope *env, const struct message *m,
+			   struct err *e);
 
 /* Add a missing Date, Message-ID and From to a raw message and leave out
  * its Bcc/Resent-Bcc fields.  Errors: ERR_DATA, ERR_IO. */

@@ -245,3 +245,32 @@ on#2 RCPT* reply 451 4.7.1 greylisted')"
 	run ls -A "$Q"
 	[ -z "$output" ]
 }
+
+@test "a flush that delivers to some and meets 4xx for others queues the others alone" {
+	smtpd_start "$(smtpd_script <<<'on RCPT TO:<later@*> reply 451 4.2.0 busy')"
+	msg | ss --queue --queue-dir "$Q" -O StopOnToErrors=false now@example.test later@example.test
+	run "$SMTPSEND" -q --queue-dir "$Q"
+	[ "$status" -eq 0 ]
+	grep -qx 'RCPT TO:<now@example.test>' "$SMTPD_DIR/env.1"
+	run cat "$Q"/*.queued
+	[[ "$output" == *"rcpt to:later@example.test"* ]]
+	[[ "$output" != *"rcpt to:now@example.test"* ]]
+}
+
+@test "every recipient refused for now (and DATA answered 554): temporary, queued, not failed" {
+	smtpd_start "$(smtpd_script <<<'on RCPT* reply 450 4.2.0 busy')"
+	run bash -c 'printf "Subject: q\n\nbody\n" | "$SMTPSEND" --host 127.0.0.1 --port '"$SMTPD_PORT"' --from me@example.test --queue-dir "$Q" --bcc b@example.test -O AllowEmptyTo=true'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"queued as"* ]]
+	run bash -c 'printf "Subject: q\n\nbody\n" | "$SMTPSEND" --host 127.0.0.1 --port '"$SMTPD_PORT"' --from me@example.test --bcc b@example.test -O AllowEmptyTo=true'
+	[ "$status" -eq 75 ]
+}
+
+@test "-bv with --queue verifies and queues nothing; -q with a recipient is a usage error" {
+	smtpd_start
+	run "$SMTPSEND" -bv --queue --queue-dir "$Q" --host 127.0.0.1 --port "$SMTPD_PORT" -f me@example.test a@example.test </dev/null
+	[ "$status" -eq 0 ]
+	[ ! -e "$Q" ] || [ -z "$(ls -A "$Q")" ]
+	run "$SMTPSEND" -q a@example.test
+	[ "$status" -eq 64 ]
+}
