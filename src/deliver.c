@@ -264,6 +264,14 @@ static int run_session(const struct props *p, struct message *m, struct envelope
 			cfg.hello);
 		return -1;
 	}
+	enum tls_use use = deliver_tls_use(p);
+	if (use != TLSUSE_NONE) {
+		/* A bad TLS configuration fails before anything is sent. */
+		struct tls_opts o;
+		deliver_tls_opts(p, &o);
+		if (conn_tls_check_opts(&o, e) < 0)
+			return -1;
+	}
 	/* Credentials, and the secret from wherever it lives, before
 	 * connecting: a prompt or a failing password_command must not hold
 	 * a connection open. */
@@ -282,14 +290,6 @@ static int run_session(const struct props *p, struct message *m, struct envelope
 		creds.port = deliver_port(p);
 		creds.service = "smtp";
 		cfg.creds = &creds;
-	}
-	enum tls_use use = deliver_tls_use(p);
-	if (use != TLSUSE_NONE) {
-		/* A bad TLS configuration fails before anything is sent. */
-		struct tls_opts o;
-		deliver_tls_opts(p, &o);
-		if (conn_tls_check_opts(&o, e) < 0)
-			return -1;
 	}
 	log_info("connecting to %s port %d", p->mail_server, to.port);
 	if (conn_tcp_open(&c, &to, e) < 0) {
