@@ -22,6 +22,9 @@ enum {
 	OPT_MODE,
 	OPT_FLUSH,
 	OPT_QUEUE,
+	OPT_VERIFY,
+	OPT_EXPAND,
+	OPT_COMMAND,
 	OPT_IGNORED,       /* sendmail flags without meaning for a submission client */
 	OPT_IGNORED_ARG,
 };
@@ -122,6 +125,9 @@ static const struct poptOption table[] = {
 	{ "tls-priority", 0, POPT_ARG_STRING, NULL, M(38), "a GnuTLS priority string", "STRING" },
 	{ "tls-host-override", 0, POPT_ARG_STRING, NULL, M(39), "verify the certificate for this name (when --host is an address)", "NAME" },
 	{ "serverinfo", 0, POPT_ARG_NONE, NULL, OPT_SERVERINFO, "show the server's greeting, capabilities and certificate; send nothing", NULL },
+	{ "verify", 0, POPT_ARG_STRING, NULL, OPT_VERIFY, "ask the server about an address (VRFY); repeatable; sends no mail", "ADDR" },
+	{ "expand", 0, POPT_ARG_STRING, NULL, OPT_EXPAND, "ask the server to expand a mailing list (EXPN); repeatable", "LIST" },
+	{ "command", 0, POPT_ARG_STRING, NULL, OPT_COMMAND, "send this SMTP command after EHLO/TLS/AUTH and show the reply; repeatable", "CMD" },
 	{ "user", 0, POPT_ARG_STRING, NULL, M(29), "user name for authentication", "USER" },
 	{ "auth", 0, POPT_ARG_STRING, NULL, M(30), "authentication mechanism (auto, none, ...)", "MECH" },
 	{ "password-command", 0, POPT_ARG_STRING, NULL, M(31), "command whose first output line is the password", "CMD" },
@@ -225,6 +231,16 @@ int cli_parse(int argc, const char **argv, struct cli *c, struct err *e)
 			 * address as one: keep it a recipient, refused later */
 			if (arg && arg[strspn(arg, "0123456789smhdw")] != '\0')
 				sl_add(&c->recipients, arg);
+		} else if (rc == OPT_VERIFY || rc == OPT_EXPAND || rc == OPT_COMMAND) {
+			if (strpbrk(arg, "\r\n") || !*arg) {
+				err_set(e, ERR_DATA, 0, "an SMTP command must be one non-empty line");
+				free(arg);
+				ret = -1;
+				break;
+			}
+			sl_add_owned(&c->commands, rc == OPT_VERIFY   ? xasprintf("VRFY %s", arg)
+						   : rc == OPT_EXPAND ? xasprintf("EXPN %s", arg)
+								      : xstrdup(arg));
 		} else if (rc == OPT_QUEUE) {
 			c->queue_only = true;
 		} else if (rc == OPT_MODE) {
@@ -265,6 +281,7 @@ void cli_free(struct cli *c)
 	sl_free(&c->values);
 	sl_free(&c->recipients);
 	sl_free(&c->queries);
+	sl_free(&c->commands);
 	free(c->config_file);
 	free(c->account);
 	memset(c, 0, sizeof *c);

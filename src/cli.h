@@ -23,6 +23,7 @@ struct cli {
 	bool print;                 /* --print: show, send nothing */
 	bool serverinfo;            /* --serverinfo: show the server, send nothing */
 	bool read_recipients;       /* -t */
+	struct strlist commands;    /* --verify, --expand, --command, in order */
 	bool flush;                 /* -q, --flush */
 	bool queue_only;            /* -odq */
 	char mode;                  /* -b: 'm' send, 'p' list queue, 's' SMTP on stdio,

@@ -204,19 +204,40 @@ static void channel_binding(struct conn *c, struct sasl_creds *creds, unsigned c
 	}
 }
 
+struct cmd_mode {
+	const struct strlist *commands;
+	void (*on_reply)(void *ctx, const char *command, const struct reply *r);
+	void *ctx;
+};
+
 static int run_session(const struct props *p, struct message *m, struct envelope *env,
-		       bool verify, struct deliver_result *res, struct err *e);
+		       bool verify, const struct cmd_mode *cm, struct deliver_result *res,
+		       struct err *e);
 
 int deliver_message(const struct props *p, struct message *m, struct envelope *env,
 		    struct deliver_result *res, struct err *e)
 {
-	return run_session(p, m, env, false, res, e);
+	return run_session(p, m, env, false, NULL, res, e);
+}
+
+int deliver_commands(const struct props *p, const struct strlist *commands,
+		     void (*on_reply)(void *ctx, const char *command, const struct reply *r),
+		     void *ctx, struct err *e)
+{
+	struct envelope env = { .from = (char *)"" };
+	struct deliver_result res;
+	struct cmd_mode cm = { commands, on_reply, ctx };
+	int r = run_session(p, NULL, &env, false, &cm, &res, e);
+	/* commands mode ends with QUIT, never with a delivery */
+	if (r < 0 && e->cls == ERR_OK)
+		return 0;
+	return r;
 }
 
 int deliver_verify(const struct props *p, struct envelope *env, struct deliver_result *res,
 		   struct err *e)
 {
-	int r = run_session(p, NULL, env, true, res, e);
+	int r = run_session(p, NULL, env, true, NULL, res, e);
 	/* verifying ends with QUIT, never with a delivery */
 	if (r < 0 && e->cls == ERR_OK)
 		return 0;
@@ -224,7 +245,8 @@ int deliver_verify(const struct props *p, struct envelope *env, struct deliver_r
 }
 
 static int run_session(const struct props *p, struct message *m, struct envelope *env,
-		       bool verify, struct deliver_result *res, struct err *e)
+		       bool verify, const struct cmd_mode *cm, struct deliver_result *res,
+		       struct err *e)
 {
 	struct conn c;
 	struct session s;
@@ -240,6 +262,9 @@ static int run_session(const struct props *p, struct message *m, struct envelope
 		.dsn_ret = nonempty(p->dsn_return),
 		.dsn_envid = nonempty(p->dsn_envid),
 		.dsn_optional = p->dsn_optional,
+		.commands = cm ? cm->commands : NULL,
+		.on_reply = cm ? cm->on_reply : NULL,
+		.reply_ctx = cm ? cm->ctx : NULL,
 	};
 	struct tcp_opts to = {
 		.host = p->mail_server,

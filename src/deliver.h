@@ -55,6 +55,14 @@ int deliver_serverinfo(const struct props *p, FILE *out, struct err *e);
 int deliver_verify(const struct props *p, struct envelope *env, struct deliver_result *res,
 		   struct err *e);
 
+/* The reference's Expand, Verify and SendCommand: connect (TLS and AUTH
+ * as configured), send each command alone, hand each reply to on_reply,
+ * QUIT.  Returns 0 unless the session failed.  Errors: as
+ * deliver_message. */
+int deliver_commands(const struct props *p, const struct strlist *commands,
+		     void (*on_reply)(void *ctx, const char *command, const struct reply *r),
+		     void *ctx, struct err *e);
+
 /* The SASL mechanism to use ("auto" or a name), or NULL for no AUTH:
  * AuthMechanism none, or auto without a user. */
 const char *deliver_auth_wanted(const struct props *p);

@@ -33,6 +33,7 @@
 #include "props.h"
 #include "queuecmd.h"
 #include "rcfile.h"
+#include "reply.h"
 #include "settings.h"
 #include "spool.h"
 #include "submit.h"
@@ -173,6 +174,46 @@ static FILE *open_traffic_log(const char *path, struct err *e)
 			close(fd);
 	}
 	return f;
+}
+
+/* Commands mode: every reply line on stdout, the worst answer decides
+ * the status (a 5xx about an address is "no such user"). */
+struct cmd_out {
+	enum err_class worst;
+};
+
+static void on_command_reply(void *ctx, const char *command, const struct reply *r)
+{
+	struct cmd_out *o = ctx;
+	size_t pos = 0, len;
+	const char *l;
+	char buf[1100];
+	enum err_class cls = ERR_OK;
+
+	(void)command;
+	while (reply_next_line(r, &pos, &l, &len))
+		printf("%03d %s\n", r->code, sanitize(buf, sizeof buf, l, len));
+	if (reply_class(r) == 4)
+		cls = ERR_TEMP;
+	else if (r->code == 550 || r->code == 551 || r->code == 553)
+		cls = ERR_RCPT;
+	else if (reply_class(r) == 5)
+		cls = ERR_UNAVAILABLE;
+	if (err_severity(cls) > err_severity(o->worst))
+		o->worst = cls;
+}
+
+static int run_commands(const struct cli *c, const struct props *p, struct err *e)
+{
+	struct cmd_out o = { ERR_OK };
+	if (!*p->mail_server) {
+		err_set(e, ERR_CONFIG, SEED_NO_SERVER, "no mail server: give --host");
+		return fail(e);
+	}
+	if (deliver_commands(p, &c->commands, on_command_reply, &o, e) < 0)
+		return fail(e);
+	fflush(stdout);
+	return exit_status(o.worst);
 }
 
 static int run_mode(const struct cli *c, struct props *p, struct err *e)
@@ -330,6 +371,10 @@ int main(int argc, char **argv)
 	}
 	if (normalize_dsn(&p, &e) < 0) {
 		status = fail(&e);
+		goto out;
+	}
+	if (c.commands.n) {
+		status = run_commands(&c, &p, &e);
 		goto out;
 	}
 	if (c.serverinfo) {

@@ -428,6 +428,18 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 			return session_next(s, out);
 		return ACT_SEND;
 	case S_MAIL:
+		if (s->cfg->commands) {
+			/* one at a time: a raw command's reply can be anything */
+			if (s->next_command < s->cfg->commands->n) {
+				sb_addf(out, "%s\r\n", s->cfg->commands->v[s->next_command]);
+				push(s, C_USER, s->next_command++);
+			} else {
+				set_state(s, S_QUIT);
+				sb_adds(out, "QUIT\r\n");
+				push(s, C_QUIT, 0);
+			}
+			return ACT_SEND;
+		}
 		if (s->next_rcpt == 0 && !s->mail_ok && !check_server_fit(s))
 			return session_next(s, out);
 		next_batch(s, out);
@@ -623,6 +635,15 @@ int session_reply(struct session *s, const struct reply *r)
 		}
 		fail_reply(s, class_of(r, ERR_DATA), "server refused the message", r);
 		return -1;
+	case C_USER:
+		if (s->cfg->on_reply)
+			s->cfg->on_reply(s->cfg->reply_ctx, s->cfg->commands->v[idx], r);
+		s->command_failed |= cls == 4 || cls == 5;
+		if (r->code == 421) {
+			fail_reply(s, ERR_TEMP, "server closing the connection", r);
+			return -1;
+		}
+		return 0;
 	case C_QUIT:
 		/* Whatever the server says to QUIT, we are done. */
 		set_state(s, S_DONE);

@@ -65,6 +65,12 @@ struct session_cfg {
 	const char *dsn_envid; /* ENVID= on MAIL, or NULL */
 	bool dsn_optional;     /* without DSN at the server, send anyway */
 	const char *auth;      /* mechanism or "auto"; NULL = no AUTH */
+	/* Commands mode (the reference's Expand, Verify, SendCommand): after
+	 * the greeting, TLS and AUTH, send these one by one instead of a
+	 * mail transaction; each reply goes to on_reply. */
+	const struct strlist *commands;
+	void (*on_reply)(void *ctx, const char *command, const struct reply *r);
+	void *reply_ctx;
 	const struct sasl_creds *creds; /* for AUTH */
 };
 
@@ -75,7 +81,7 @@ enum sess_state {
 
 enum sess_action { ACT_SEND, ACT_SEND_BODY, ACT_STARTTLS, ACT_ABORT, ACT_DONE };
 
-enum cmd_kind { C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_AUTH, C_MAIL, C_RCPT, C_DATA, C_DOT, C_QUIT };
+enum cmd_kind { C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_AUTH, C_USER, C_MAIL, C_RCPT, C_DATA, C_DOT, C_QUIT };
 
 #define SESSION_RCPT_BATCH 100
 #define SESSION_MAXQ (SESSION_RCPT_BATCH + 4)
@@ -90,6 +96,8 @@ struct session {
 	size_t qhead, qlen;
 
 	size_t next_rcpt;      /* next recipient to send RCPT for */
+	size_t next_command;   /* commands mode: next one to send */
+	bool command_failed;   /* commands mode: some reply was 4xx/5xx */
 	size_t accepted;       /* recipients accepted */
 	bool mail_ok;          /* MAIL FROM accepted */
 	bool got_354;
