@@ -306,8 +306,10 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	log_setup(false, true, stderr);
 
-	if (cli_parse(argc, (const char **)argv, &c, &e) < 0)
+	if (cli_parse(argc, (const char **)argv, &c, &e) < 0) {
+		cli_free(&c);
 		return fail(&e);
+	}
 	/* Installed under sendmail's other names, behave as those. */
 	const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	if (strcmp(prog, "mailq") == 0)
