@@ -20,6 +20,7 @@
 #include "header.h"
 #include "log.h"
 #include "queue.h"
+#include "sasl.h"
 #include "util.h"
 
 const char *submit_account_from;
@@ -432,6 +433,14 @@ static int print_message(const struct envelope *env, const struct message *m, st
 
 int submit_check_policy(const struct props *p, struct err *e)
 {
+	/* an unknown or unsupported mechanism name fails before connecting:
+	 * ask the chooser as if the server offered exactly that one */
+	const char *mech;
+	if (deliver_auth_wanted(p) && ascii_casecmp(p->auth_mechanism, "auto") != 0 &&
+	    sasl_choose(p->auth_mechanism, p->auth_mechanism, true, true, &mech, e) < 0 &&
+	    e->cls == ERR_CONFIG)
+		return -1;
+	err_clear(e);
 	/* A password with nobody to authenticate as would be silently
 	 * unused; a user without a password source fails later anyway, but
 	 * an explicit mechanism without a user is a mistake now. */

@@ -237,3 +237,11 @@ on MAIL* silence'
 	run send --user alice --password-command "printf 's3cret\r\n'"
 	[ "$status" -eq 0 ]
 }
+
+@test "an unknown --auth mechanism is refused before connecting: exit 78" {
+	server ''
+	run send --auth NOSUCH --user alice --password-command 'echo s3cret'
+	[ "$status" -eq 78 ]
+	[[ "$output" == *"unknown authentication mechanism NOSUCH"* ]]
+	[ ! -s "$SMTPD_DIR/transcript" ] || ! grep -q '^C:' "$SMTPD_DIR/transcript"
+}
