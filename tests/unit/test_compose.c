@@ -10,29 +10,11 @@
 
 #include "addr.h"
 #include "compose.h"
+#include "tap.h"
 
-static int ntest, nfail;
-
-static void check(bool ok, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void check(bool ok, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	ntest++;
-	printf("%s %d - ", ok ? "ok" : "not ok", ntest);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (!ok) {
-		nfail++;
-		printf("#   failed at line %d\n", line);
-	}
-}
-
-#define CHECK(cond, ...) check((cond), __LINE__, __VA_ARGS__)
+#define CHECK(cond, ...) ok(cond, __VA_ARGS__)
+/* for helpers that report the line of their caller */
+#define check(pass, line, ...) (tap_pass_ = !!(pass), tap_check(tap_pass_, __FILE__, (line), __VA_ARGS__))
 
 static void show(const char *what, const char *s, size_t len)
 {
@@ -1294,6 +1276,5 @@ int main(void)
 	sl_free(&to_l);
 	sl_free(&cc_l);
 	sl_free(&oh_l);
-	printf("1..%d\n", ntest);
-	return nfail ? 1 : 0;
+	return tap_done();
 }

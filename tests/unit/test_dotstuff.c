@@ -15,35 +15,7 @@
 #include <time.h>
 
 #include "dotstuff.h"
-
-static int ntest, nfail;
-static bool cur_ok;
-static int cur_diag;
-
-#define CHECK(cond, ...) do { \
-	if (!(cond)) { \
-		cur_ok = false; \
-		if (cur_diag++ < 5) { \
-			printf("#   %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			printf(__VA_ARGS__); \
-			printf("\n"); \
-		} \
-	} \
-} while (0)
-
-static void begin(void)
-{
-	cur_ok = true;
-	cur_diag = 0;
-}
-
-static void end(const char *desc)
-{
-	ntest++;
-	if (!cur_ok)
-		nfail++;
-	printf("%sok %d - %s\n", cur_ok ? "" : "not ", ntest, desc);
-}
+#include "tap.h"
 
 static void show(char *dst, size_t dstsz, const char *s, size_t n)
 {
@@ -117,12 +89,12 @@ static void check_wire(const char *out, size_t n, bool bdat)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (out[i] == '\r')
-			CHECK(i + 1 < n && out[i + 1] == '\n', "CR without LF at %zu", i);
+			TAP_EXPECT(i + 1 < n && out[i + 1] == '\n', "CR without LF at %zu", i);
 		if (out[i] == '\n')
-			CHECK(i > 0 && out[i - 1] == '\r', "LF without CR at %zu", i);
+			TAP_EXPECT(i > 0 && out[i - 1] == '\r', "LF without CR at %zu", i);
 	}
 	if (n)
-		CHECK(n >= 2 && out[n - 2] == '\r' && out[n - 1] == '\n', "output does not end with CRLF");
+		TAP_EXPECT(n >= 2 && out[n - 2] == '\r' && out[n - 1] == '\n', "output does not end with CRLF");
 	/* A line holding only "." may be the last one in DATA mode, and must
 	 * not exist at all elsewhere. */
 	size_t ls = 0;
@@ -132,18 +104,18 @@ static void check_wire(const char *out, size_t n, bool bdat)
 		bool lone = i - ls == 1 && out[ls] == '.';
 		bool last = i + 2 == n;
 		if (!bdat && lone)
-			CHECK(last, "lone dot line at %zu", ls);
+			TAP_EXPECT(last, "lone dot line at %zu", ls);
 		if (!bdat && last)
-			CHECK(lone, "DATA output lacks the terminator");
+			TAP_EXPECT(lone, "DATA output lacks the terminator");
 		ls = i + 2;
 	}
 	if (bdat)
 		return;
-	CHECK(n >= 3, "DATA output too short");
+	TAP_EXPECT(n >= 3, "DATA output too short");
 	/* Before the terminator, the wire never holds CR LF . CR LF. */
 	for (size_t i = 0; i + 5 <= n; i++)
 		if (memcmp(out + i, "\r\n.\r\n", 5) == 0)
-			CHECK(i + 5 == n, "early terminator at %zu", i);
+			TAP_EXPECT(i + 5 == n, "early terminator at %zu", i);
 }
 
 /* A fixed-seed generator, the same on every libc. */
@@ -175,25 +147,25 @@ static void check_all_splits(const char *in, size_t len, bool bdat, unsigned *se
 
 	show(a, sizeof a, want, wn);
 	show(b, sizeof b, got, gn);
-	CHECK(gn == wn && memcmp(got, want, wn) == 0, "one piece: want \"%s\" got \"%s\"", a, b);
+	TAP_EXPECT(gn == wn && memcmp(got, want, wn) == 0, "one piece: want \"%s\" got \"%s\"", a, b);
 	check_wire(got, gn, bdat);
 
 	for (size_t k = 1; k <= len; k++) {
 		gn = encode_cuts(in, len, bdat, &k, 1, got);
 		show(b, sizeof b, got, gn);
-		CHECK(gn == wn && memcmp(got, want, wn) == 0, "chunks of %zu: got \"%s\"", k, b);
+		TAP_EXPECT(gn == wn && memcmp(got, want, wn) == 0, "chunks of %zu: got \"%s\"", k, b);
 	}
 	for (size_t k = 1; k < len; k++) {
 		size_t two[2] = { k, len };
 		gn = encode_cuts(in, len, bdat, two, 2, got);
-		CHECK(gn == wn && memcmp(got, want, wn) == 0, "split at %zu", k);
+		TAP_EXPECT(gn == wn && memcmp(got, want, wn) == 0, "split at %zu", k);
 	}
 	for (int r = 0; r < 20 && len > 1; r++) {
 		size_t cuts[64];
 		for (size_t j = 0; j < 64; j++)
 			cuts[j] = 1 + (size_t)rnd(seed) % (len < 8 ? len : len / 4 + 1);
 		gn = encode_cuts(in, len, bdat, cuts, 64, got);
-		CHECK(gn == wn && memcmp(got, want, wn) == 0, "random split pattern %d", r);
+		TAP_EXPECT(gn == wn && memcmp(got, want, wn) == 0, "random split pattern %d", r);
 	}
 	free(want);
 	free(got);
@@ -244,12 +216,12 @@ static void test_fixed(void)
 			size_t wn = bdat ? f->bdat_len : f->data_len;
 			char *ref = xm(DOTSTUFF_MAX_OUT(f->len) + DOTSTUFF_FINISH_MAX);
 			size_t rn = ref_encode(f->in, f->len, bdat, ref);
-			begin();
-			CHECK(rn == wn && memcmp(ref, want, wn) == 0, "reference disagrees with the table");
+			tap_begin();
+			TAP_EXPECT(rn == wn && memcmp(ref, want, wn) == 0, "reference disagrees with the table");
 			free(ref);
 			check_all_splits(f->in, f->len, bdat, &seed);
 			snprintf(desc, sizeof desc, "%s \"%s\"", bdat ? "BDAT" : "DATA", in);
-			end(desc);
+			tap_end(desc);
 		}
 	}
 }
@@ -260,14 +232,14 @@ static void test_random(void)
 	unsigned seed = 20261123;
 	char buf[400];
 	for (int bdat = 0; bdat <= 1; bdat++) {
-		begin();
+		tap_begin();
 		for (int r = 0; r < 300; r++) {
 			size_t len = (size_t)rnd(&seed) % (r < 200 ? 40 : sizeof buf);
 			for (size_t i = 0; i < len; i++)
 				buf[i] = alphabet[rnd(&seed) % (sizeof alphabet - 1)];
 			check_all_splits(buf, len, bdat, &seed);
 		}
-		end(bdat ? "BDAT: 300 random inputs, all chunkings" : "DATA: 300 random inputs, all chunkings");
+		tap_end(bdat ? "BDAT: 300 random inputs, all chunkings" : "DATA: 300 random inputs, all chunkings");
 	}
 }
 
@@ -277,7 +249,7 @@ static void test_long_lines(void)
 	unsigned seed = 7;
 	size_t len = 20000;
 	char *in = xm(len);
-	begin();
+	tap_begin();
 	for (size_t i = 0; i < len; i++) {
 		unsigned x = (unsigned)rnd(&seed) % 1000;
 		in[i] = x < 3 ? '\r' : x < 6 ? '\n' : x < 8 ? '.' : (char)('a' + x % 26);
@@ -288,10 +260,10 @@ static void test_long_lines(void)
 	static const size_t sizes[] = { 1, 2, 3, 7, 64, 511, 4096, 8191, 65536 };
 	for (size_t j = 0; j < sizeof sizes / sizeof sizes[0]; j++) {
 		size_t gn = encode_cuts(in, len, false, &sizes[j], 1, got);
-		CHECK(gn == wn && memcmp(got, want, wn) == 0, "chunks of %zu", sizes[j]);
+		TAP_EXPECT(gn == wn && memcmp(got, want, wn) == 0, "chunks of %zu", sizes[j]);
 	}
 	check_wire(got, wn, false);
-	end("20000 bytes of long lines, assorted chunk sizes");
+	tap_end("20000 bytes of long lines, assorted chunk sizes");
 	free(in);
 	free(want);
 	free(got);
@@ -334,6 +306,5 @@ int main(void)
 	test_random();
 	test_long_lines();
 	bench();
-	printf("1..%d\n", ntest);
-	return nfail ? 1 : 0;
+	return tap_done();
 }

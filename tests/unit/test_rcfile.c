@@ -11,29 +11,11 @@
 #include "err.h"
 #include "rcfile.h"
 #include "util.h"
+#include "tap.h"
 
-static int ntest;
-static int nfail;
 static char dir[] = "/tmp/test_rcfile.XXXXXX";
 
-#define CHECK(cond, ...) check(!!(cond), __LINE__, __VA_ARGS__)
-
-__attribute__((format(printf, 3, 4)))
-static bool check(bool ok, int line, const char *fmt, ...)
-{
-	va_list ap;
-	ntest++;
-	printf("%s %d - ", ok ? "ok" : "not ok", ntest);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (!ok) {
-		nfail++;
-		printf("#   failed at line %d\n", line);
-	}
-	return ok;
-}
+#define CHECK(cond, ...) ok(cond, __VA_ARGS__)
 
 /* Write len bytes into dir/name with the given mode; returns the path. */
 static char *put(const char *name, const char *data, size_t len, mode_t mode)
@@ -527,7 +509,7 @@ static void test_permissions(bool root)
 		free(want);
 		rcfile_free(&rc);
 	} else {
-		printf("ok %d # SKIP chown needs root\n", ++ntest);
+		tap_skip("chown needs root");
 	}
 	free(path);
 
@@ -742,6 +724,5 @@ int main(void)
 	test_paths();
 	test_permissions(geteuid() == 0);
 	cleanup();
-	printf("1..%d\n", ntest);
-	return nfail ? 1 : 0;
+	return tap_done();
 }
