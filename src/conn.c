@@ -3,9 +3,16 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+/* MaxTransferRate: writes go out in slices of a tenth of a second's worth,
+ * and a pause longer than this (waiting for a reply) earns no credit for
+ * a later burst. */
+#define RATE_SLICES_PER_S 10
+#define RATE_CREDIT_MS 100
 
 int64_t conn_now_ms(void)
 {
@@ -23,9 +30,34 @@ void conn_init(struct conn *c, const struct conn_ops *ops, void *ctx, int fd, lo
 	c->timeout_s = timeout_s;
 }
 
+int64_t conn_cap_deadline(const struct conn *c, int64_t deadline_ms)
+{
+	int64_t abs = c->abs_deadline_ms;
+	if (abs && (!deadline_ms || deadline_ms > abs))
+		return abs;
+	return deadline_ms;
+}
+
 int64_t conn_deadline(const struct conn *c)
 {
-	return c->timeout_s > 0 ? conn_now_ms() + (int64_t)c->timeout_s * 1000 : 0;
+	int64_t d = c->timeout_s > 0 ? conn_now_ms() + (int64_t)c->timeout_s * 1000 : 0;
+	return conn_cap_deadline(c, d);
+}
+
+bool conn_abs_expired(const struct conn *c)
+{
+	return c->abs_deadline_ms && conn_now_ms() >= c->abs_deadline_ms;
+}
+
+void conn_abs_timeout_err(struct err *e, long timeout_s, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	err_set(e, ERR_TEMP, SEED_TIMEOUT, "the whole run exceeded Timeout (%ld s, AbsoluteTimeout) %s",
+		timeout_s, what);
 }
 
 /* Read more bytes into rbuf after compacting it.  Errors: ERR_TEMP. */
@@ -94,23 +126,84 @@ int conn_read_line(struct conn *c, const char **line, size_t *len, bool *truncat
 	}
 }
 
+int conn_read_exact(struct conn *c, void *buf, size_t len, int64_t deadline_ms, struct err *e)
+{
+	char *p = buf;
+	while (len) {
+		if (c->rstart == c->rend && fill(c, deadline_ms, e) < 0)
+			return -1;
+		size_t n = c->rend - c->rstart;
+		if (n > len)
+			n = len;
+		memcpy(p, c->rbuf + c->rstart, n);
+		c->rstart += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
 size_t conn_unread(struct conn *c)
 {
 	return (c->rend - c->rstart) + (c->ops->pending ? c->ops->pending(c) : 0);
 }
 
+/* Sleep until the monotonic clock reads at_ms. */
+static void sleep_until(int64_t at_ms)
+{
+	struct timespec ts = { .tv_sec = at_ms / 1000, .tv_nsec = (at_ms % 1000) * 1000000 };
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* MaxTransferRate: cut *len to one slice, and wait until the bytes
+ * already sent since the window started allow it to go out, so that the
+ * average rate never exceeds max_rate.  Errors: ERR_TEMP when the wait
+ * would outlast AbsoluteTimeout. */
+static int rate_wait(struct conn *c, size_t *len, struct err *e)
+{
+	size_t slice = (size_t)c->max_rate / RATE_SLICES_PER_S;
+	if (slice == 0)
+		slice = 1;
+	if (*len > slice)
+		*len = slice;
+
+	int64_t now = conn_now_ms();
+	int64_t due = c->rate_start_ms + (int64_t)(c->rate_bytes * 1000 / (uint64_t)c->max_rate);
+	if (c->rate_start_ms == 0 || now - due > RATE_CREDIT_MS) {
+		/* first write, or idle for a while: a new window */
+		c->rate_start_ms = now;
+		c->rate_bytes = 0;
+		return 0;
+	}
+	if (due <= now)
+		return 0;
+	if (c->abs_deadline_ms && due > c->abs_deadline_ms) {
+		sleep_until(c->abs_deadline_ms);
+		conn_abs_timeout_err(e, c->timeout_s, "sending to %s", c->peer);
+		return -1;
+	}
+	sleep_until(due);
+	return 0;
+}
+
 int conn_flush(struct conn *c, struct err *e)
 {
 	size_t off = 0;
-	int64_t deadline = conn_deadline(c);
 	while (off < c->wlen) {
-		ssize_t n = c->ops->write(c, c->wbuf + off, c->wlen - off, deadline, e);
+		size_t len = c->wlen - off;
+		if (c->max_rate > 0 && rate_wait(c, &len, e) < 0)
+			return -1;
+		/* Set after the rate limiter's pause: our own sleeping is not
+		 * the server's inactivity.  Each write that makes progress
+		 * starts the inactivity timeout again. */
+		int64_t deadline = conn_deadline(c);
+		ssize_t n = c->ops->write(c, c->wbuf + off, len, deadline, e);
 		if (n < 0)
 			return -1;
 		off += (size_t)n;
 		c->bytes_out += (uint64_t)n;
-		/* progress made: the inactivity timeout starts again */
-		deadline = conn_deadline(c);
+		c->rate_bytes += (uint64_t)n;
 	}
 	c->wlen = 0;
 	return 0;
@@ -141,13 +234,20 @@ void conn_close(struct conn *c)
 
 int conn_wait_fd(struct conn *c, int fd, short events, int64_t deadline_ms, struct err *e)
 {
+	/* Every wait of every transport passes here: the one place where
+	 * AbsoluteTimeout is sure to bound them all. */
+	deadline_ms = conn_cap_deadline(c, deadline_ms);
 	for (;;) {
 		int ms = -1;
 		if (deadline_ms) {
 			int64_t left = deadline_ms - conn_now_ms();
 			if (left <= 0) {
-				err_set(e, ERR_TEMP, SEED_TIMEOUT, "timed out after %ld s waiting for %s",
-					c->timeout_s, c->peer);
+				if (deadline_ms == c->abs_deadline_ms)
+					conn_abs_timeout_err(e, c->timeout_s, "waiting for %s", c->peer);
+				else
+					err_set(e, ERR_TEMP, SEED_TIMEOUT,
+						"timed out after %ld s waiting for %s", c->timeout_s,
+						c->peer);
 				return -1;
 			}
 			ms = left > 3600000 ? 3600000 : (int)left;

@@ -1164,7 +1164,8 @@ int conn_tls_start(struct conn *c, const struct tls_opts *o, struct tls_info *in
 			break;
 		if (r == GNUTLS_E_AGAIN) {
 			if (wait_session(c, t, deadline, e) < 0) {
-				if (e->cls == ERR_TEMP)
+				/* AbsoluteTimeout keeps its own message */
+				if (e->cls == ERR_TEMP && !conn_abs_expired(c))
 					err_set(e, ERR_TEMP, SEED_TIMEOUT,
 						"TLS handshake with %s timed out after %ld s", c->peer,
 						c->timeout_s);

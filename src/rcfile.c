@@ -75,9 +75,13 @@ static bool is_secret(const char *key, const char *value)
 		if (ascii_casecmp(key, keys[i]) == 0)
 			return true;
 	if (ascii_casecmp(key, "proxy") == 0) {
-		/* user:pass@host carries a password inline. */
-		const char *colon = strchr(value, ':');
-		return colon && strchr(colon + 1, '@');
+		/* scheme://user:pass@host carries a password inline; the
+		 * scheme's own colon does not count. */
+		const char *p = strstr(value, "://");
+		p = p ? p + 3 : value;
+		const char *at = strchr(p, '@');
+		const char *colon = strchr(p, ':');
+		return at && colon && colon < at;
 	}
 	return false;
 }

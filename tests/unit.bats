@@ -25,3 +25,4 @@ unit() {
 @test "unit: aliases for local recipients" { unit test_aliases; }
 @test "unit: SASL mechanisms and secret sources" { unit test_sasl; }
 @test "unit: the on-disk queue (format, claims, concurrency)" { unit test_queue; }
+@test "unit: proxy URLs and handshakes" { unit test_proxy; }
