@@ -22,10 +22,13 @@
 
 struct bs {
 	struct props *p;
+	const struct submit_opts *base; /* account and settings to replay */
 	FILE *in, *out;
 	struct envelope env;
 	bool have_mail;
 	bool greeted;
+	/* the relay, kept open from one message to the next (RSET between) */
+	struct deliver_channel *ch;
 };
 
 static int reply(struct bs *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -175,6 +178,13 @@ static int cmd_data(struct bs *b)
 	struct err e = { 0 };
 	struct spool_opts so = { .ignore_dots = true };
 	struct submit_opts o = { .queue_dir = *b->p->queue_dir ? b->p->queue_dir : NULL };
+	if (b->base) {
+		/* a message queued after a temporary failure is flushed with
+		 * the account and the command line of this run */
+		o.account = b->base->account;
+		o.replay_keys = b->base->replay_keys;
+		o.replay_values = b->base->replay_values;
+	}
 	struct submit_report rep = { 0 };
 
 	if (!b->have_mail)
@@ -199,6 +209,12 @@ static int cmd_data(struct bs *b)
 		reset(b);
 		return reply(b, "554 5.6.0 %s", e.msg);
 	}
+	if (!b->ch && deliver_open(b->p, &b->ch, &e) < 0) {
+		message_free(&m);
+		reset(b);
+		return e.cls == ERR_TEMP ? reply(b, "451 4.3.0 %s", e.msg) : reply(b, "554 5.3.5 %s", e.msg);
+	}
+	o.channel = b->ch;
 	r = submit_prepared(b->p, &o, &b->env, &m, &rep);
 	message_free(&m);
 	int ret;
@@ -224,9 +240,9 @@ static int cmd_data(struct bs *b)
 	return ret;
 }
 
-int bs_serve(struct props *p, FILE *in, FILE *out, struct err *e)
+int bs_serve(struct props *p, const struct submit_opts *base, FILE *in, FILE *out, struct err *e)
 {
-	struct bs b = { .p = p, .in = in, .out = out };
+	struct bs b = { .p = p, .base = base, .in = in, .out = out };
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
@@ -278,6 +294,7 @@ int bs_serve(struct props *p, FILE *in, FILE *out, struct err *e)
 	}
 	free(line);
 	reset(&b);
+	deliver_close(b.ch);
 	if (r < 0) {
 		err_set(e, ERR_IO, 0, "-bs: writing a reply: %s", strerror(errno));
 		return -1;

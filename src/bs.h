@@ -11,8 +11,12 @@
 #include "err.h"
 #include "props.h"
 
-/* Serve one SMTP session on in/out until QUIT or end of input.
+struct submit_opts;
+
+/* Serve one SMTP session on in/out until QUIT or end of input.  base
+ * (may be NULL) gives the account and command-line settings a message
+ * queued after a temporary failure replays when it is flushed.
  * Errors: ERR_IO when writing a reply fails. */
-int bs_serve(struct props *p, FILE *in, FILE *out, struct err *e);
+int bs_serve(struct props *p, const struct submit_opts *base, FILE *in, FILE *out, struct err *e);
 
 #endif

@@ -83,6 +83,14 @@ static const struct flagmap props_map[] = {
 	{ "BodyType", NULL },            /* 43 -B */
 	{ "TrafficLog", NULL },          /* 44 -X */
 	{ "QueueDir", NULL },            /* 45 --queue-dir */
+	{ "Firewall", NULL },            /* 46 --proxy */
+	{ "UseIPv6", "0" },              /* 47 --ipv4 */
+	{ "UseIPv6", "1" },              /* 48 --ipv6 */
+	{ "MaxTransferRate", NULL },     /* 49 --max-rate */
+	{ "SendToTerminal", NULL },      /* 50 --terminal */
+	{ "Protocol", "lmtp" },          /* 51 --lmtp */
+	{ "RecipientOptions", NULL },    /* 52 --recipient-options */
+	{ "UseChunking", "false" },      /* 53 --no-chunking */
 };
 
 #define M(i) (OPT_BASE + (i))
@@ -116,6 +124,10 @@ static const struct poptOption table[] = {
 	{ "no-esmtp", 0, POPT_ARG_NONE, NULL, M(23), "send HELO, never EHLO (AllowExtensions=false)", NULL },
 	{ "source-ip", 0, POPT_ARG_STRING, NULL, M(25), "connect from this local address (LocalHost)", "ADDR" },
 	{ "source-port", 0, POPT_ARG_STRING, NULL, M(32), "connect from this local port (LocalPort)", "PORT" },
+	{ "proxy", 0, POPT_ARG_STRING, NULL, M(46), "connect through this proxy: socks4://, socks4a://, socks5://, socks5h:// or http://[USER@]HOST[:PORT] (Firewall)", "URL" },
+	{ "ipv4", '4', POPT_ARG_NONE, NULL, M(47), "connect over IPv4 only (UseIPv6=0)", NULL },
+	{ "ipv6", '6', POPT_ARG_NONE, NULL, M(48), "connect over IPv6 only (UseIPv6=1)", NULL },
+	{ "max-rate", 0, POPT_ARG_STRING, NULL, M(49), "send at most this many bytes per second (MaxTransferRate)", "BYTES" },
 	{ "tls", 0, POPT_ARG_STRING, NULL, M(26), "auto, starttls, implicit or off (SSLStartMode)", "MODE" },
 	{ "tls-ca-file", 0, POPT_ARG_STRING, NULL, M(33), "trust these CA certificates instead of the system store", "FILE" },
 	{ "tls-fingerprint", 0, POPT_ARG_STRING, NULL, M(34), "accept exactly the certificate with this fingerprint", "SHA256:HEX" },
@@ -150,6 +162,10 @@ static const struct poptOption table[] = {
 	{ "queue-dir", 0, POPT_ARG_STRING, NULL, M(45), "the queue directory (QueueDir; - writes the entry to stdout); setting it also queues on temporary failure", "DIR" },
 	{ "dsn-notify", 'N', POPT_ARG_STRING, NULL, M(40), "delivery status notification: never, or success,failure,delay", "WHEN" },
 	{ "dsn-return", 'R', POPT_ARG_STRING, NULL, M(41), "what a DSN returns: full or hdrs", "WHAT" },
+	{ "recipient-options", 0, POPT_ARG_STRING, NULL, M(52), "DSN options for one recipient: 'ADDR:NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;ADDR' (repeatable)", "ADDR:OPTIONS" },
+	{ "terminal", 0, POPT_ARG_STRING, NULL, M(50), "deliver to the user's terminal: and (SAML), only (SEND) or or (SOML), RFC 821", "HOW" },
+	{ "lmtp", 0, POPT_ARG_NONE, NULL, M(51), "speak LMTP (RFC 2033) to a local delivery agent (Protocol=lmtp; port 24)", NULL },
+	{ "no-chunking", 0, POPT_ARG_NONE, NULL, M(53), "send with DATA even when the server offers CHUNKING (UseChunking=false)", NULL },
 	{ "dsn-envid", 'V', POPT_ARG_STRING, NULL, M(42), "envelope id for DSNs (ENVID)", "ID" },
 	{ NULL, 'B', POPT_ARG_STRING, NULL, M(43), "body type: 7BIT or 8BITMIME", "TYPE" },
 	{ "traffic-log", 'X', POPT_ARG_STRING, NULL, M(44), "append the SMTP dialogue to FILE (secrets masked)", "FILE" },
@@ -169,6 +185,19 @@ static void add(struct cli *c, const char *key, const char *value)
 	sl_add(&c->values, value);
 }
 
+/* A proxy URL with "user:password@" carries a secret; on the command
+ * line every user of the machine could read it in the process list. */
+static bool proxy_url_has_password(const char *name, const char *url)
+{
+	if (ascii_casecmp(name, "Firewall") != 0 && ascii_casecmp(name, "proxy") != 0)
+		return false;
+	const char *p = strstr(url, "://");
+	p = p ? p + 3 : url;
+	const char *at = strchr(p, '@');
+	const char *colon = strchr(p, ':');
+	return at && colon && colon < at;
+}
+
 int cli_parse(int argc, const char **argv, struct cli *c, struct err *e)
 {
 	memset(c, 0, sizeof *c);
@@ -180,14 +209,23 @@ int cli_parse(int argc, const char **argv, struct cli *c, struct err *e)
 		char *arg = poptGetOptArg(pc);
 		if (rc >= OPT_BASE) {
 			const struct flagmap *m = &props_map[rc - OPT_BASE];
-			add(c, m->prop, m->fixed ? m->fixed : (arg ? arg : ""));
+			const char *v = m->fixed ? m->fixed : (arg ? arg : "");
+			if (proxy_url_has_password(m->prop, v)) {
+				err_set(e, ERR_USAGE, 0,
+					"the proxy password must not be given on the command line (other users "
+					"can read it in the process list); put it in the rc file (proxy_password)");
+				free(arg);
+				ret = -1;
+				break;
+			}
+			add(c, m->prop, v);
 		} else if (rc == OPT_SET) {
 			char *eq = strchr(arg, '=');
 			if (!eq) {
 				sl_add(&c->queries, arg);
 			} else {
 				*eq = '\0';
-				if (props_is_secret(arg)) {
+				if (props_is_secret(arg) || proxy_url_has_password(arg, eq + 1)) {
 					err_set(e, ERR_USAGE, 0,
 						"%s must not be given on the command line (other users can read it "
 						"in the process list); put it in the rc file or use password_command",

@@ -32,6 +32,33 @@ struct deliver_result {
 int deliver_message(const struct props *p, struct message *m, struct envelope *env,
 		    struct deliver_result *res, struct err *e);
 
+/* A channel to the server p describes, for sending several messages over
+ * one connection (one TLS handshake, one AUTH; RSET between messages),
+ * the reference's Connect / Send / Disconnect.  MailServer may list
+ * several relays ("a,b,c"): the first that answers is used.  The
+ * connection is made at the first deliver_send(); a connection lost
+ * between messages is made again.  When no relay can be reached, every
+ * later deliver_send() fails at once with that same error. */
+struct deliver_channel;
+
+/* Check the settings and fetch the secret (no connection yet).  p must
+ * outlive the channel.  Errors: ERR_CONFIG and the secret's errors. */
+int deliver_open(const struct props *p, struct deliver_channel **ch, struct err *e);
+
+/* Send one message over the channel, as deliver_message(); p, when not
+ * NULL, is the message's own properties, which decide its transaction
+ * (DSN, StopOn*Errors, UseChunking, SendToTerminal); the connection is
+ * the channel's. */
+int deliver_send(struct deliver_channel *ch, const struct props *p, struct message *m,
+		 struct envelope *env, struct deliver_result *res, struct err *e);
+
+/* Would a and b make the same connection (server, port, TLS,
+ * credentials, proxy, ...)?  Then their messages can share a channel. */
+bool deliver_same_connection(const struct props *a, const struct props *b);
+
+/* QUIT when connected, close, free.  NULL is fine. */
+void deliver_close(struct deliver_channel *ch);
+
 struct tls_opts;
 
 /* How TLS is used for a run, from SSLStartMode and the port. */
@@ -39,6 +66,8 @@ enum tls_use { TLSUSE_NONE, TLSUSE_IMPLICIT, TLSUSE_STARTTLS, TLSUSE_STARTTLS_UN
 enum tls_use deliver_tls_use(const struct props *p);
 /* The port: MailPort when given, else 465 for implicit TLS, else 25. */
 int deliver_port(const struct props *p);
+/* The TCP options the properties describe, for connecting to host. */
+void deliver_tcp_opts(const struct props *p, const char *host, struct tcp_opts *o);
 /* The TLS options the properties describe. */
 void deliver_tls_opts(const struct props *p, struct tls_opts *o);
 

@@ -26,6 +26,7 @@
 #include "cli.h"
 #include "compose.h"
 #include "deliver.h"
+#include "dsn.h"
 #include "dotstuff.h"
 #include "err.h"
 #include "log.h"
@@ -118,34 +119,11 @@ static int print_report(const struct submit_report *rep)
 static int normalize_dsn(struct props *p, struct err *e)
 {
 	if (*p->dsn_notify) {
-		char *v = xstrdup(p->dsn_notify), *save = NULL;
-		struct strbuf sb = STRBUF_INIT;
-		bool never = false, other = false;
-		for (char *t = strtok_r(v, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-			if (ascii_casecmp(t, "never") == 0)
-				never = true;
-			else if (ascii_casecmp(t, "success") == 0 || ascii_casecmp(t, "failure") == 0 ||
-				 ascii_casecmp(t, "delay") == 0)
-				other = true;
-			else {
-				err_set(e, ERR_USAGE, 0, "-N %s: use never, or any of success,failure,delay",
-					p->dsn_notify);
-				free(v);
-				sb_free(&sb);
-				return -1;
-			}
-			for (char *c = t; *c; c++)
-				*c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
-			sb_addf(&sb, "%s%s", sb.len ? "," : "", t);
-		}
-		free(v);
-		if (never && other) {
-			err_set(e, ERR_USAGE, 0, "-N: never cannot be combined with other values");
-			sb_free(&sb);
+		char *wire;
+		if (dsn_notify_parse(p->dsn_notify, &wire, e) < 0)
 			return -1;
-		}
 		free(p->dsn_notify);
-		p->dsn_notify = sb.s ? sb.s : xstrdup("");
+		p->dsn_notify = wire;
 	}
 	if (strlen(p->dsn_envid) > 100) {
 		err_set(e, ERR_USAGE, 0, "-V: an envelope id has at most 100 characters (RFC 3461)");
@@ -242,7 +220,7 @@ static int run_mode(const struct cli *c, struct props *p, struct err *e)
 		goto out;
 	}
 	case 's':
-		status = bs_serve(p, stdin, stdout, e) < 0 ? fail(e) : EX_OK;
+		status = bs_serve(p, &o, stdin, stdout, e) < 0 ? fail(e) : EX_OK;
 		goto out;
 	case 'v':
 		o.verify_only = true;

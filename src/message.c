@@ -28,11 +28,17 @@ int message_skip_header(struct message *m, size_t i, struct err *e)
 {
 	off_t s = m->sp.hdr[i].start, end = m->sp.hdr[i].end;
 	size_t len = (size_t)(end - s), at = m->nskip;
+
+	/* -t and the raw message's own completion both leave Bcc out: a
+	 * range counted twice would make SIZE= (and BDAT) too small */
+	for (size_t k = 0; k < m->nskip; k++)
+		if (m->skip_start[k] == s && m->skip_end[k] == end)
+			return 0;
 	char *buf = xmalloc(len ? len : 1);
 
 	/* SIZE= counts CR LF line ends: a field written with bare LFs is
 	 * longer on the wire than in the spool. */
-	if (pread(m->sp.fd, buf, len, s) != (ssize_t)len) {
+	if (spool_pread(&m->sp, buf, len, s) != (ssize_t)len) {
 		err_set(e, ERR_IO, SEED_FILE, "reading the spooled message: %s", strerror(errno));
 		free(buf);
 		return -1;
@@ -63,6 +69,12 @@ int message_skip_header(struct message *m, size_t i, struct err *e)
 
 uint64_t message_size(const struct message *m)
 {
+	if (m->binary) {
+		uint64_t n = m->prefix.len + (uint64_t)m->sp.size;
+		for (size_t i = 0; i < m->nskip; i++)
+			n -= (uint64_t)(m->skip_end[i] - m->skip_start[i]);
+		return n;
+	}
 	uint64_t n = m->prefix.len + m->sp.wire_size;
 	return m->skip_wire < n ? n - m->skip_wire : 0;
 }
@@ -73,7 +85,7 @@ static int stream_range(const struct message *m, char *buf, off_t from, off_t to
 {
 	while (from < to) {
 		size_t want = (size_t)(to - from) < MESSAGE_BLOCK ? (size_t)(to - from) : MESSAGE_BLOCK;
-		ssize_t n = pread(m->sp.fd, buf, want, from);
+		ssize_t n = spool_pread(&m->sp, buf, want, from);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {

@@ -18,6 +18,7 @@ struct message {
 	off_t *skip_end;
 	size_t nskip;
 	uint64_t skip_wire;     /* wire size (CR LF line ends) of the skipped ranges */
+	bool binary;            /* BINARYMIME: sent byte for byte, no line end changes */
 };
 
 void message_init(struct message *m);
@@ -26,7 +27,8 @@ void message_free(struct message *m);
 /* Leave out header i of the spool (e.g. Bcc).  Errors: ERR_IO. */
 int message_skip_header(struct message *m, size_t i, struct err *e);
 
-/* Bytes on the wire before dot-stuffing (CR LF line ends), for SIZE=. */
+/* Bytes on the wire before dot-stuffing (CR LF line ends), for SIZE=;
+ * for a binary message the bytes exactly as they are. */
 uint64_t message_size(const struct message *m);
 
 typedef int (*message_sink)(void *ctx, const char *buf, size_t len, struct err *e);

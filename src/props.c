@@ -2,6 +2,7 @@
 #include "props.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +27,9 @@ static const char *const sensitivity_names[] = { "unspecified", "personal", "pri
 						 "company-confidential", NULL };
 static const char *const msgid_names[] = { "MD5", "SHA1", "SHA256", NULL };
 static const char *const tls_names[] = { "auto", "implicit", "starttls", "off", NULL };
-static const char *const body_names[] = { "auto", "7BIT", "8BITMIME", NULL };
+static const char *const body_names[] = { "auto", "7BIT", "8BITMIME", "BINARYMIME", NULL };
+static const char *const protocol_names[] = { "smtp", "lmtp", NULL };
+static const char *const terminal_names[] = { "none", "and", "only", "or", NULL };
 
 #define O(f) offsetof(struct props, f)
 #define STR(n, rc, f, d) { n, rc, PT_STR, O(f), d, 0, 0, NULL, NULL }
@@ -47,6 +50,18 @@ static const struct propdef defs[] = {
 	STR("LocalHost", "source_ip", local_host, ""),
 	INT("LocalPort", "local_port", local_port, "0", 0, 65535),
 	BOOL("TcpNoDelay", "tcp_nodelay", tcp_nodelay, "true"),
+	INT("UseIPv6", "ipv6", use_ipv6, "2", 0, 2),
+	BOOL("AbsoluteTimeout", "absolute_timeout", absolute_timeout, "false"),
+	BOOL("TCPKeepAlive", "tcp_keepalive", tcp_keepalive, "false"),
+	INT("KeepAliveTime", "keepalive_time", keepalive_time, "0", 0, 86400000),
+	INT("KeepAliveInterval", "keepalive_interval", keepalive_interval, "0", 0, 86400000),
+	INT("KeepAliveRetryCount", "keepalive_retry_count", keepalive_retry_count, "0", 0, 127),
+	BOOL("Linger", "linger", linger, "true"),
+	INT("LingerTime", "linger_time", linger_time, "0", 0, 3600),
+	INT("MaxTransferRate", "max_transfer_rate", max_transfer_rate, "0", 0, 2000000000),
+	STR("Firewall", "proxy", proxy, ""),
+	STR("FirewallPassword", "proxy_password", proxy_password, ""),
+	STR("ProxyExceptionsList", "proxy_exceptions", proxy_exceptions, ""),
 	ENUM("SSLStartMode", "tls", ssl_start_mode, "auto", tls_names),
 	STR("SSLCACertFilePaths", "tls_ca_file", ssl_ca_file, ""),
 	STR("SSLAcceptServerCert", "tls_fingerprint", ssl_fingerprint, ""),
@@ -111,6 +126,12 @@ static const struct propdef defs[] = {
 	STR("DsnEnvid", "dsn_envid", dsn_envid, ""),
 	BOOL("DsnOptional", "dsn_optional", dsn_optional, "false"),
 	ENUM("BodyType", "body_type", body_type, "auto", body_names),
+	BOOL("UseChunking", "chunking", use_chunking, "true"),
+	LIST("RecipientOptions", "recipient_options", recipient_options),
+
+	/* Protocol and delivery method */
+	ENUM("Protocol", "protocol", protocol, "smtp", protocol_names),
+	ENUM("SendToTerminal", "terminal", terminal, "none", terminal_names),
 
 	/* sendmail compatibility */
 	STR("AliasesFile", "aliases", aliases_file, "/etc/aliases"),
@@ -143,15 +164,88 @@ static const struct propdef defs[] = {
 
 #define NDEFS (sizeof defs / sizeof defs[0])
 
+/* Names are looked up for every setting of every queued entry a flush
+ * sends: a hash table over the reference and rc names (any case) built on
+ * first use, instead of a walk through the whole table. */
+#define NAME_SLOTS 1024
+
+static size_t name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		h ^= (uint32_t)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+		h *= 16777619u;
+	}
+	return h & (NAME_SLOTS - 1);
+}
+
+static const struct propdef *name_slot[NAME_SLOTS];
+static const char *name_key[NAME_SLOTS];
+
+static void name_insert(const char *key, const struct propdef *d)
+{
+	size_t i = name_hash(key);
+	while (name_slot[i]) {
+		if (ascii_casecmp(name_key[i], key) == 0)
+			return; /* the first definition wins, as in a table walk */
+		i = (i + 1) & (NAME_SLOTS - 1);
+	}
+	name_slot[i] = d;
+	name_key[i] = key;
+}
+
 static const struct propdef *find(const char *name)
 {
-	for (size_t i = 0; i < NDEFS; i++) {
-		if (ascii_casecmp(defs[i].name, name) == 0)
-			return &defs[i];
-		if (defs[i].rcname && ascii_casecmp(defs[i].rcname, name) == 0)
-			return &defs[i];
+	static bool built;
+	if (!built) {
+		for (size_t i = 0; i < NDEFS; i++) {
+			name_insert(defs[i].name, &defs[i]);
+			if (defs[i].rcname)
+				name_insert(defs[i].rcname, &defs[i]);
+		}
+		built = true;
 	}
+	for (size_t i = name_hash(name); name_slot[i]; i = (i + 1) & (NAME_SLOTS - 1))
+		if (ascii_casecmp(name_key[i], name) == 0)
+			return name_slot[i];
 	return NULL;
+}
+
+bool props_equal(const struct props *a, const struct props *b, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct propdef *d = find(names[i]);
+		if (!d || d->type == PT_NA)
+			continue;
+		const void *fa = (const char *)a + d->off, *fb = (const char *)b + d->off;
+		switch (d->type) {
+		case PT_STR:
+			if (strcmp(*(char *const *)fa, *(char *const *)fb) != 0)
+				return false;
+			break;
+		case PT_INT:
+		case PT_ENUM:
+			if (*(const long *)fa != *(const long *)fb)
+				return false;
+			break;
+		case PT_BOOL:
+			if (*(const bool *)fa != *(const bool *)fb)
+				return false;
+			break;
+		case PT_LIST: {
+			const struct strlist *la = fa, *lb = fb;
+			if (la->n != lb->n)
+				return false;
+			for (size_t k = 0; k < la->n; k++)
+				if (strcmp(la->v[k], lb->v[k]) != 0)
+					return false;
+			break;
+		}
+		case PT_NA:
+			break;
+		}
+	}
+	return true;
 }
 
 static int set_value(struct props *p, const struct propdef *d, const char *v, struct err *e)
@@ -299,7 +393,9 @@ bool props_is_secret(const char *name)
 	       ascii_casecmp(name, "SSLCertPassword") == 0 ||
 	       ascii_casecmp(name, "tls_cert_password") == 0 ||
 	       ascii_casecmp(name, "AuthorizationIdentity") == 0 ||
-	       ascii_casecmp(name, "authorization_identity") == 0;
+	       ascii_casecmp(name, "authorization_identity") == 0 ||
+	       ascii_casecmp(name, "FirewallPassword") == 0 ||
+	       ascii_casecmp(name, "proxy_password") == 0;
 }
 
 void props_list(FILE *out)

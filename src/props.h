@@ -29,6 +29,18 @@ struct props {
 	char *local_host;           /* LocalHost: source address */
 	long local_port;            /* LocalPort */
 	bool tcp_nodelay;           /* TcpNoDelay */
+	long use_ipv6;              /* UseIPv6: 0 IPv4 only, 1 IPv6 only, 2 both */
+	bool absolute_timeout;      /* AbsoluteTimeout: Timeout bounds the whole run */
+	bool tcp_keepalive;         /* TCPKeepAlive */
+	long keepalive_time;        /* KeepAliveTime, ms (sets TCPKeepAlive) */
+	long keepalive_interval;    /* KeepAliveInterval, ms (sets TCPKeepAlive) */
+	long keepalive_retry_count; /* KeepAliveRetryCount (sets TCPKeepAlive) */
+	bool linger;                /* Linger: false = reset on close */
+	long linger_time;           /* LingerTime, seconds, 0 = system default */
+	long max_transfer_rate;     /* MaxTransferRate, bytes/s, 0 = no limit */
+	char *proxy;                /* Firewall (proxy): scheme://[user[:pass]@]host[:port] */
+	char *proxy_password;       /* FirewallPassword (proxy_password): rc only */
+	char *proxy_exceptions;     /* ProxyExceptionsList: hosts that bypass the proxy */
 	long ssl_start_mode;        /* SSLStartMode (tls): enum tls_mode */
 	bool mail_port_set;         /* MailPort was given by some layer */
 
@@ -87,7 +99,11 @@ struct props {
 	char *dsn_return;           /* -R: FULL or HDRS */
 	char *dsn_envid;            /* -V */
 	bool dsn_optional;          /* send without DSN when not offered */
-	long body_type;             /* -B: 0 auto, 1 7BIT, 2 8BITMIME */
+	long body_type;             /* -B: 0 auto, 1 7BIT, 2 8BITMIME, 3 BINARYMIME */
+	bool use_chunking;          /* UseChunking: BDAT when offered */
+	struct strlist recipient_options; /* "ADDR:OPTIONS", the MessageRecipient Options */
+	long protocol;              /* 0 SMTP, 1 LMTP */
+	long terminal;              /* SendToTerminal: 0 no, 1 and (SAML), 2 only (SEND), 3 or (SOML) */
 
 	/* sendmail compatibility */
 	char *aliases_file;         /* for local recipients ("root") */
@@ -120,6 +136,10 @@ int props_set(struct props *p, const char *name, const char *value, struct err *
 /* Write the current value of `name` as text into out (reset first).
  * Errors: ERR_USAGE for an unknown name. */
 int props_get(const struct props *p, const char *name, struct strbuf *out, struct err *e);
+
+/* Do a and b agree on every setting in names[0..n) (secrets included,
+ * compared in place)?  Unknown names are ignored. */
+bool props_equal(const struct props *a, const struct props *b, const char *const *names, size_t n);
 
 /* Does name hold a secret (Password, ...)?  Such values come from the rc
  * file or a command, never from argv, and are masked in traces. */

@@ -5,12 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsn.h"
 #include "log.h"
 
 static const char *const state_names[] = {
 	[S_GREETING] = "GREETING", [S_EHLO] = "EHLO", [S_HELO] = "HELO",
 	[S_STARTTLS] = "STARTTLS", [S_TLS] = "TLS", [S_AUTH] = "AUTH", [S_MAIL] = "MAIL",
 	[S_DATA] = "DATA", [S_BODY] = "BODY", [S_DOT] = "DOT", [S_QUIT] = "QUIT", [S_DONE] = "DONE",
+	[S_READY] = "READY",
 };
 
 const char *session_state_name(enum sess_state st)
@@ -35,6 +37,10 @@ void session_init(struct session *s, const struct session_cfg *cfg, struct envel
 	s->quit_ok = true;
 	s->tls_active = cfg->tls_active;
 	s->secret_from = (size_t)-1;
+	if (env) {
+		s->in_txn = true;
+		s->transactions = 1;
+	}
 }
 
 static void wipe_free(char *p)
@@ -62,15 +68,25 @@ static void after_hello(struct session *s)
 
 size_t session_expected(const struct session *s)
 {
-	return s->qlen;
+	return s->owed;
+}
+
+/* Expect n replies of kind k (idx: the recipient, the command). */
+static void push_n(struct session *s, enum cmd_kind k, size_t idx, size_t n)
+{
+	if (n == 0)
+		return;
+	size_t at = (s->qhead + s->qlen) % SESSION_MAXQ;
+	s->q[at].kind = k;
+	s->q[at].idx = idx;
+	s->q[at].count = n;
+	s->qlen++;
+	s->owed += n;
 }
 
 static void push(struct session *s, enum cmd_kind k, size_t idx)
 {
-	size_t at = (s->qhead + s->qlen) % SESSION_MAXQ;
-	s->q[at].kind = k;
-	s->q[at].idx = idx;
-	s->qlen++;
+	push_n(s, k, idx, 1);
 }
 
 /* Fail the transaction with the server's reply attached (error 161). */
@@ -99,10 +115,21 @@ static void fail(struct session *s, enum err_class cls, int code, const char *ms
 	err_set(&s->err, cls, code, "%s", msg);
 }
 
-/* A reply's class decides temporary versus permanent once, here. */
+/* A reply's class decides temporary versus permanent once, here.  Where
+ * the basic code says neither (a 2xx or 3xx where a refusal was meant, a
+ * code out of range), the enhanced status code decides (RFC 3463). */
 static enum err_class class_of(const struct reply *r, enum err_class permanent)
 {
-	return reply_class(r) == 4 ? ERR_TEMP : permanent;
+	int cls = reply_class(r);
+	if (cls == 4)
+		return ERR_TEMP;
+	if (cls == 5)
+		return permanent;
+	if (r->enhanced[0] == '4')
+		return ERR_TEMP;
+	if (r->enhanced[0] == '5')
+		return permanent;
+	return ERR_PROTOCOL;
 }
 
 static void parse_caps(struct session *s, const struct reply *r)
@@ -140,6 +167,8 @@ static void parse_caps(struct session *s, const struct reply *r)
 			c->dsn = true;
 		else if (ascii_casecmp(kw, "CHUNKING") == 0)
 			c->chunking = true;
+		else if (ascii_casecmp(kw, "BINARYMIME") == 0)
+			c->binarymime = true;
 		else if (ascii_casecmp(kw, "STARTTLS") == 0)
 			c->starttls = true;
 		else if (ascii_casecmp(kw, "ENHANCEDSTATUSCODES") == 0)
@@ -160,24 +189,50 @@ static void parse_caps(struct session *s, const struct reply *r)
 	}
 }
 
-/* RFC 3461 xtext: "+" and "=" and anything outside 33..126 as +HH. */
-static void add_xtext(struct strbuf *out, const char *s)
+static bool wants_dsn(const struct session *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		if (*c < 33 || *c > 126 || *c == '+' || *c == '=') {
-			sb_addc(out, '+');
-			sb_addc(out, hex[*c >> 4]);
-			sb_addc(out, hex[*c & 15]);
-		} else {
-			sb_addc(out, (char)*c);
-		}
+	if (s->cfg->dsn_notify || s->cfg->dsn_ret || s->cfg->dsn_envid)
+		return true;
+	for (size_t i = 0; i < s->env->nrcpt; i++)
+		if (s->env->rcpt[i].notify || s->env->rcpt[i].orcpt)
+			return true;
+	return false;
+}
+
+/* BDAT for this transaction: offered, wanted, and never for -bv. */
+static bool use_bdat(const struct session *s)
+{
+	return s->caps.chunking && (s->cfg->chunking || s->env->binary) && !s->cfg->verify_only;
+}
+
+static const char *mail_verb(const struct session *s)
+{
+	switch (s->cfg->terminal) {
+	case 'A': return "SAML";
+	case 'O': return "SOML";
+	case 'S': return "SEND";
+	default: return "MAIL";
 	}
 }
 
-static bool wants_dsn(const struct session *s)
+/* RCPT TO with its DSN parameters: the recipient's own NOTIFY/ORCPT,
+ * else the run's NOTIFY with an ORCPT naming the address as given. */
+static void add_rcpt(struct session *s, struct strbuf *out, const struct rcpt *rc)
 {
-	return s->cfg->dsn_notify || s->cfg->dsn_ret || s->cfg->dsn_envid;
+	sb_addf(out, "RCPT TO:<%s>", rc->addr);
+	if (s->caps.dsn) {
+		const char *notify = rc->notify ? rc->notify : s->cfg->dsn_notify;
+		if (notify)
+			sb_addf(out, " NOTIFY=%s", notify);
+		if (rc->orcpt) {
+			sb_adds(out, " ORCPT=");
+			sb_adds(out, rc->orcpt);
+		} else if (notify) {
+			sb_adds(out, " ORCPT=rfc822;");
+			dsn_xtext(out, rc->addr);
+		}
+	}
+	sb_adds(out, "\r\n");
 }
 
 /* Queue MAIL (first time), the next batch of RCPTs, and DATA when every
@@ -189,10 +244,20 @@ static void next_batch(struct session *s, struct strbuf *out)
 	size_t batch = 0;
 
 	if (s->next_rcpt == 0 && !s->mail_ok && s->qlen == 0 && !s->got_354) {
-		sb_addf(out, "MAIL FROM:<%s>", env->from);
+		if (s->need_rset) {
+			/* RFC 2920: RSET may lead a pipelined group */
+			s->need_rset = false;
+			sb_adds(out, "RSET\r\n");
+			push(s, C_RSET, 0);
+			if (!pipe)
+				return;
+		}
+		sb_addf(out, "%s FROM:<%s>", mail_verb(s), env->from);
 		if (s->caps.size && env->size)
 			sb_addf(out, " SIZE=%llu", (unsigned long long)env->size);
-		if ((env->body_8bit || env->declared_8bit) && s->caps.eightbitmime)
+		if (env->binary)
+			sb_adds(out, " BODY=BINARYMIME");
+		else if ((env->body_8bit || env->declared_8bit) && s->caps.eightbitmime)
 			sb_adds(out, " BODY=8BITMIME");
 		if (env->smtputf8 && s->caps.smtputf8)
 			sb_adds(out, " SMTPUTF8");
@@ -200,7 +265,7 @@ static void next_batch(struct session *s, struct strbuf *out)
 			sb_addf(out, " RET=%s", s->cfg->dsn_ret);
 		if (s->caps.dsn && s->cfg->dsn_envid) {
 			sb_adds(out, " ENVID=");
-			add_xtext(out, s->cfg->dsn_envid);
+			dsn_xtext(out, s->cfg->dsn_envid);
 		}
 		sb_adds(out, "\r\n");
 		push(s, C_MAIL, 0);
@@ -208,12 +273,7 @@ static void next_batch(struct session *s, struct strbuf *out)
 			return;
 	}
 	while (s->next_rcpt < env->nrcpt && batch < SESSION_RCPT_BATCH) {
-		sb_addf(out, "RCPT TO:<%s>", env->rcpt[s->next_rcpt].addr);
-		if (s->caps.dsn && s->cfg->dsn_notify) {
-			sb_addf(out, " NOTIFY=%s ORCPT=rfc822;", s->cfg->dsn_notify);
-			add_xtext(out, env->rcpt[s->next_rcpt].addr);
-		}
-		sb_adds(out, "\r\n");
+		add_rcpt(s, out, &env->rcpt[s->next_rcpt]);
 		push(s, C_RCPT, s->next_rcpt);
 		s->next_rcpt++;
 		batch++;
@@ -229,7 +289,11 @@ static void next_batch(struct session *s, struct strbuf *out)
 		set_state(s, S_QUIT);
 		return;
 	}
-	if (s->next_rcpt == env->nrcpt) {
+	if (s->next_rcpt == env->nrcpt && use_bdat(s)) {
+		/* BDAT goes after the RCPT replies: never data for nobody */
+		s->bdat = true;
+		set_state(s, S_DATA);
+	} else if (s->next_rcpt == env->nrcpt) {
 		sb_adds(out, "DATA\r\n");
 		push(s, C_DATA, 0);
 		set_state(s, S_DATA);
@@ -242,7 +306,13 @@ static bool check_server_fit(struct session *s)
 	struct envelope *env = s->env;
 	char msg[256];
 
-	if (env->body_8bit && !s->caps.eightbitmime) {
+	if (env->binary && !(s->caps.chunking && s->caps.binarymime)) {
+		fail(s, ERR_UNAVAILABLE, SEED_PROTOCOL,
+		     "BODY=BINARYMIME was asked for (-B BINARYMIME) but the server does not offer "
+		     "CHUNKING and BINARYMIME");
+		return false;
+	}
+	if (env->body_8bit && !s->caps.eightbitmime && !env->binary) {
 		fail(s, ERR_DATA, SEED_PROTOCOL,
 		     "the message holds 8-bit data but the server does not offer 8BITMIME; "
 		     "encode it (quoted-printable or base64) or use a server that accepts 8-bit mail");
@@ -268,6 +338,8 @@ static bool check_server_fit(struct session *s)
 	}
 	return true;
 }
+
+static enum err_class refusal_class(const struct session *s);
 
 /* The AUTH command, or the next line of the SASL exchange. */
 static void next_auth(struct session *s, struct strbuf *out)
@@ -383,10 +455,10 @@ static int on_auth(struct session *s, const struct reply *r)
 enum sess_action session_next(struct session *s, struct strbuf *out)
 {
 	s->secret_from = (size_t)-1;
-	if (s->qlen)
+	if (s->owed)
 		return ACT_SEND; /* replies still owed: read them first */
 
-	if (s->failed && s->state != S_QUIT && s->state != S_DONE) {
+	if (s->failed && s->state != S_QUIT && s->state != S_DONE && s->state != S_READY) {
 		if (s->got_354 && !s->body_sent) {
 			/* DATA was accepted but the message must not go out:
 			 * the only safe way back is to drop the connection
@@ -397,6 +469,13 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 		if (!s->quit_ok) {
 			set_state(s, S_DONE);
 			return ACT_ABORT;
+		}
+		if (s->in_txn && s->cfg->hold) {
+			/* only this transaction failed: the connection can
+			 * carry the next one (after RSET) */
+			s->in_txn = false;
+			set_state(s, S_READY);
+			return ACT_IDLE;
 		}
 		set_state(s, S_QUIT);
 		sb_adds(out, "QUIT\r\n");
@@ -409,7 +488,7 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 		push(s, C_GREETING, 0);
 		return ACT_SEND;
 	case S_EHLO:
-		sb_addf(out, "EHLO %s\r\n", s->cfg->hello);
+		sb_addf(out, "%s %s\r\n", s->cfg->lmtp ? "LHLO" : "EHLO", s->cfg->hello);
 		push(s, C_EHLO, 0);
 		return ACT_SEND;
 	case S_HELO:
@@ -428,6 +507,11 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 			return session_next(s, out);
 		return ACT_SEND;
 	case S_MAIL:
+		if (!s->in_txn) {
+			/* greeting, EHLO, TLS and AUTH are done */
+			set_state(s, S_READY);
+			return ACT_IDLE;
+		}
 		if (s->cfg->commands) {
 			/* one at a time: a raw command's reply can be anything */
 			if (s->next_command < s->cfg->commands->n) {
@@ -445,8 +529,13 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 		next_batch(s, out);
 		return ACT_SEND;
 	case S_DATA:
-		/* DATA has been answered (qlen == 0). */
-		if (s->got_354) {
+		/* DATA has been answered, or with BDAT every RCPT (owed == 0). */
+		if (s->bdat && !s->failed && s->accepted == 0) {
+			fail(s, refusal_class(s), SEED_NO_RCPT,
+			     "the server accepted no recipient; nothing was sent");
+			return session_next(s, out);
+		}
+		if (s->got_354 || (s->bdat && !s->failed)) {
 			set_state(s, S_BODY);
 			return ACT_SEND_BODY;
 		}
@@ -454,7 +543,19 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 	case S_BODY:
 		return ACT_SEND_BODY;
 	case S_DOT:
-		/* the dot has been answered */
+		/* the end of the data has been answered */
+		if (s->cfg->hold) {
+			s->in_txn = false;
+			set_state(s, S_READY);
+			return ACT_IDLE;
+		}
+		set_state(s, S_QUIT);
+		sb_adds(out, "QUIT\r\n");
+		push(s, C_QUIT, 0);
+		return ACT_SEND;
+	case S_READY:
+		if (!s->ending)
+			return ACT_IDLE;
 		set_state(s, S_QUIT);
 		sb_adds(out, "QUIT\r\n");
 		push(s, C_QUIT, 0);
@@ -465,6 +566,32 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 		return ACT_DONE;
 	}
 	return ACT_DONE;
+}
+
+void session_begin(struct session *s, struct envelope *env)
+{
+	s->env = env;
+	s->next_rcpt = 0;
+	s->accepted = 0;
+	s->mail_ok = false;
+	s->got_354 = false;
+	s->stop = false;
+	s->failed = false;
+	s->delivered = false;
+	s->body_sent = false;
+	s->dot_answered = false;
+	s->bdat = false;
+	s->lmtp_next = 0;
+	s->lmtp_ok = 0;
+	err_clear(&s->err);
+	s->in_txn = true;
+	s->need_rset = s->transactions++ > 0 && s->cfg->send_rset;
+	set_state(s, S_MAIL);
+}
+
+void session_end(struct session *s)
+{
+	s->ending = true;
 }
 
 static bool stops_on(const struct session *s, enum rcpt_kind k)
@@ -521,14 +648,43 @@ static enum err_class refusal_class(const struct session *s)
 	return temp ? ERR_TEMP : ERR_RCPT;
 }
 
+/* LMTP: the reply, after the data, for the next accepted recipient. */
+static void on_lmtp_data(struct session *s, const struct reply *r)
+{
+	struct envelope *env = s->env;
+	char line[600];
+
+	while (s->lmtp_next < env->nrcpt && !env->rcpt[s->lmtp_next].accepted)
+		s->lmtp_next++;
+	if (s->lmtp_next == env->nrcpt)
+		return; /* more replies than recipients: counted, never sent */
+	struct rcpt *rc = &env->rcpt[s->lmtp_next++];
+	if (reply_class(r) == 2) {
+		s->lmtp_ok++;
+		s->delivered = true;
+		return;
+	}
+	/* this recipient did not get it: it reports like a refused RCPT */
+	rc->accepted = false;
+	rc->code = r->code;
+	free(rc->reply);
+	rc->reply = xstrdup(reply_first_line(r, line, sizeof line));
+	log_info("recipient <%s> refused after the data: %s", rc->addr, line);
+	if (r->code == 421)
+		fail_reply(s, ERR_TEMP, "server closing the connection", r);
+}
+
 int session_reply(struct session *s, const struct reply *r)
 {
-	if (!s->qlen)
+	if (!s->owed)
 		return -1;
 	enum cmd_kind k = s->q[s->qhead].kind;
 	size_t idx = s->q[s->qhead].idx;
-	s->qhead = (s->qhead + 1) % SESSION_MAXQ;
-	s->qlen--;
+	if (--s->q[s->qhead].count == 0) {
+		s->qhead = (s->qhead + 1) % SESSION_MAXQ;
+		s->qlen--;
+	}
+	s->owed--;
 
 	int cls = reply_class(r);
 	switch (k) {
@@ -556,12 +712,13 @@ int session_reply(struct session *s, const struct reply *r)
 			after_hello(s);
 			return 0;
 		}
-		if (r->code == 500 || r->code == 502) {
+		if ((r->code == 500 || r->code == 502) && !s->cfg->lmtp) {
 			log_info("EHLO not understood; falling back to HELO");
 			set_state(s, S_HELO);
 			return 0;
 		}
-		fail_reply(s, class_of(r, ERR_UNAVAILABLE), "server refused EHLO", r);
+		fail_reply(s, class_of(r, ERR_UNAVAILABLE),
+			   s->cfg->lmtp ? "server refused LHLO (is it an LMTP server?)" : "server refused EHLO", r);
 		return -1;
 	case C_HELO:
 		if (cls == 2) {
@@ -589,10 +746,26 @@ int session_reply(struct session *s, const struct reply *r)
 		return -1;
 	case C_AUTH:
 		return on_auth(s, r);
+	case C_RSET:
+		if (cls != 2) {
+			/* the server cannot forget the last transaction:
+			 * this one cannot be trusted on this connection */
+			fail_reply(s, class_of(r, ERR_TEMP), "server refused RSET", r);
+			s->quit_ok = s->quit_ok && r->code != 421;
+			return -1;
+		}
+		return 0;
 	case C_MAIL:
 		if (cls == 2) {
 			s->mail_ok = true;
 			return 0;
+		}
+		if (s->cfg->terminal && (r->code == 500 || r->code == 502 || r->code == 504)) {
+			char what[200];
+			snprintf(what, sizeof what, "the server does not support %s (delivery to the user's "
+				 "terminal, RFC 821; few servers still offer it)", mail_verb(s));
+			fail_reply(s, ERR_UNAVAILABLE, what, r);
+			return -1;
 		}
 		{
 			char what[400];
@@ -628,13 +801,30 @@ int session_reply(struct session *s, const struct reply *r)
 		}
 		fail_reply(s, class_of(r, ERR_UNAVAILABLE), "server refused DATA", r);
 		return -1;
+	case C_BDAT:
+		/* a chunk before the last: its refusal is the message's */
+		if (cls == 2)
+			return 0;
+		fail_reply(s, class_of(r, ERR_DATA), "server refused a BDAT chunk of the message", r);
+		return -1;
 	case C_DOT:
+		s->dot_answered = true;
 		if (cls == 2) {
-			s->delivered = true;
+			if (!s->failed)
+				s->delivered = true;
 			return 0;
 		}
 		fail_reply(s, class_of(r, ERR_DATA), "server refused the message", r);
 		return -1;
+	case C_LMTP_DOT:
+		s->dot_answered = true;
+		on_lmtp_data(s, r);
+		if (s->owed == 0 && !s->delivered && !s->failed) {
+			/* every recipient refused the data */
+			fail(s, refusal_class(s), SEED_PROTOCOL,
+			     "the LMTP server refused the message for every recipient");
+		}
+		return s->failed ? -1 : 0;
 	case C_USER:
 		if (s->cfg->on_reply)
 			s->cfg->on_reply(s->cfg->reply_ctx, s->cfg->commands->v[idx], r);
@@ -659,20 +849,40 @@ void session_tls_done(struct session *s)
 	set_state(s, S_EHLO);
 }
 
+/* The replies owed for the end of the data: one, or in LMTP one per
+ * accepted recipient. */
+static void push_data_end(struct session *s)
+{
+	if (s->cfg->lmtp)
+		push_n(s, C_LMTP_DOT, 0, s->accepted);
+	else
+		push(s, C_DOT, 0);
+}
+
 void session_body_sent(struct session *s)
 {
 	s->body_sent = true;
-	push(s, C_DOT, 0);
+	push_data_end(s);
+	set_state(s, S_DOT);
+}
+
+void session_chunks_sent(struct session *s, size_t nchunks)
+{
+	s->body_sent = true;
+	if (nchunks > 1)
+		push_n(s, C_BDAT, 0, nchunks - 1);
+	push_data_end(s);
 	set_state(s, S_DOT);
 }
 
 void session_conn_failed(struct session *s, const struct err *e)
 {
 	s->quit_ok = false;
-	if (s->state == S_QUIT || s->delivered) {
+	if (s->state == S_QUIT || s->state == S_READY || (s->delivered && !s->owed)) {
 		/* lost after delivery (waiting for 221): harmless */
 		set_state(s, S_DONE);
 		s->qlen = 0;
+		s->owed = 0;
 		return;
 	}
 	if (!s->failed) {
@@ -688,5 +898,6 @@ void session_conn_failed(struct session *s, const struct err *e)
 		}
 	}
 	s->qlen = 0;
+	s->owed = 0;
 	set_state(s, S_DONE);
 }

@@ -11,10 +11,19 @@
  *             ACT_STARTTLS:  check no byte is pending, run the TLS
  *                            handshake, then session_tls_done()
  *             ACT_ABORT:     close the connection without another byte
+ *             ACT_IDLE:      (cfg->hold) no transaction in progress and the
+ *                            connection is sound: session_begin() the next
+ *                            message, or session_end() to QUIT
  *     }
  *
  * Commands are pipelined when the server offers PIPELINING: MAIL, up to
- * 100 RCPTs and DATA go out in one write. */
+ * 100 RCPTs and DATA go out in one write (RSET first when a transaction
+ * came before on this connection).  With CHUNKING the message goes in
+ * BDAT chunks instead of DATA: deliver.c writes them (all of them back to
+ * back with PIPELINING, else the whole message as one chunk) and reports
+ * how many with session_chunks_sent().  With cfg->lmtp the session speaks
+ * LMTP (RFC 2033): LHLO, and one reply per accepted recipient after the
+ * message. */
 #ifndef SMTPSEND_SESSION_H
 #define SMTPSEND_SESSION_H
 
@@ -32,7 +41,9 @@ struct rcpt {
 	enum rcpt_kind kind;
 	int code;              /* reply code to RCPT, 0 = not sent */
 	char *reply;           /* first line of the reply, sanitised */
-	bool accepted;
+	bool accepted;         /* accepted by RCPT (and, in LMTP, after the data) */
+	char *notify;          /* per-recipient NOTIFY= (overrides the run's), or NULL */
+	char *orcpt;           /* per-recipient ORCPT= value ("rfc822;addr"), or NULL */
 };
 
 struct envelope {
@@ -43,10 +54,12 @@ struct envelope {
 	bool body_8bit;        /* needs BODY=8BITMIME */
 	bool declared_8bit;    /* -B 8BITMIME: say so when the server listens */
 	bool smtputf8;         /* needs SMTPUTF8 */
+	bool binary;           /* BODY=BINARYMIME: sent with BDAT, byte for byte */
 };
 
 struct caps {
 	bool esmtp, pipelining, eightbitmime, smtputf8, dsn, chunking, starttls, enhanced;
+	bool binarymime;
 	bool size;
 	uint64_t size_max;     /* 0 = no limit announced */
 	char auth[256];        /* mechanisms offered, space separated */
@@ -72,16 +85,26 @@ struct session_cfg {
 	void (*on_reply)(void *ctx, const char *command, const struct reply *r);
 	void *reply_ctx;
 	const struct sasl_creds *creds; /* for AUTH */
+	bool hold;             /* keep the connection between transactions (ACT_IDLE) */
+	bool send_rset;        /* SendRSET: RSET before every transaction but the first */
+	bool chunking;         /* UseChunking: BDAT when the server offers CHUNKING */
+	bool lmtp;             /* speak LMTP: LHLO, a reply per recipient after the data */
+	char terminal;         /* SendToTerminal*: 'A' SAML, 'O' SOML, 'S' SEND; 0 = MAIL */
 };
 
 enum sess_state {
 	S_GREETING, S_EHLO, S_HELO, S_STARTTLS, S_TLS, S_AUTH, S_MAIL, S_DATA, S_BODY, S_DOT, S_QUIT,
-	S_DONE,
+	S_DONE, S_READY,
 };
 
-enum sess_action { ACT_SEND, ACT_SEND_BODY, ACT_STARTTLS, ACT_ABORT, ACT_DONE };
+enum sess_action { ACT_SEND, ACT_SEND_BODY, ACT_STARTTLS, ACT_ABORT, ACT_DONE, ACT_IDLE };
 
-enum cmd_kind { C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_AUTH, C_USER, C_MAIL, C_RCPT, C_DATA, C_DOT, C_QUIT };
+enum cmd_kind {
+	C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_AUTH, C_USER, C_RSET, C_MAIL, C_RCPT, C_DATA, C_DOT,
+	C_BDAT,         /* a chunk before the last */
+	C_LMTP_DOT,     /* LMTP: one reply per accepted recipient after the data */
+	C_QUIT,
+};
 
 #define SESSION_RCPT_BATCH 100
 #define SESSION_MAXQ (SESSION_RCPT_BATCH + 4)
@@ -92,8 +115,11 @@ struct session {
 	enum sess_state state;
 	struct caps caps;
 
-	struct { enum cmd_kind kind; size_t idx; } q[SESSION_MAXQ];
+	/* Replies owed, oldest first; one entry may stand for several
+	 * replies of one kind (BDAT chunks, LMTP's per-recipient replies). */
+	struct { enum cmd_kind kind; size_t idx; size_t count; } q[SESSION_MAXQ];
 	size_t qhead, qlen;
+	size_t owed;           /* replies owed in all */
 
 	size_t next_rcpt;      /* next recipient to send RCPT for */
 	size_t next_command;   /* commands mode: next one to send */
@@ -107,6 +133,14 @@ struct session {
 	bool delivered;        /* 2xx after the final dot */
 	bool body_sent;        /* the final dot went out: point of no return */
 	bool tls_active;       /* commands now travel inside TLS */
+	bool dot_answered;     /* the reply to the end of the data came */
+	bool bdat;             /* this transaction sends BDAT chunks */
+	size_t lmtp_next;      /* LMTP: next recipient to take a data reply */
+	size_t lmtp_ok;        /* LMTP: recipients that took the message */
+	bool in_txn;           /* a transaction was begun and not finished */
+	bool need_rset;        /* RSET before this transaction's MAIL */
+	bool ending;           /* session_end(): QUIT when idle */
+	unsigned transactions; /* begun on this connection */
 
 	struct sasl *sasl;     /* the AUTH exchange in progress */
 	const char *mech;      /* its mechanism */
@@ -121,6 +155,8 @@ struct session {
 	struct err err;        /* why the session failed, when failed */
 };
 
+/* env may be NULL with cfg->hold: the session then stops at ACT_IDLE once
+ * it is ready for a transaction (greeting, EHLO, TLS and AUTH done). */
 void session_init(struct session *s, const struct session_cfg *cfg, struct envelope *env);
 /* Release what the session holds (SASL state, wiped). */
 void session_free(struct session *s);
@@ -140,8 +176,17 @@ int session_reply(struct session *s, const struct reply *r);
  * forgotten and EHLO is sent again (RFC 3207 4.2). */
 void session_tls_done(struct session *s);
 
-/* The message body and its terminator have been written. */
+/* The message body and its terminator have been written (DATA). */
 void session_body_sent(struct session *s);
+
+/* BDAT: nchunks chunks were written, the last with LAST. */
+void session_chunks_sent(struct session *s, size_t nchunks);
+
+/* cfg->hold, after ACT_IDLE: start a transaction for env. */
+void session_begin(struct session *s, struct envelope *env);
+
+/* cfg->hold, after ACT_IDLE: say QUIT. */
+void session_end(struct session *s);
 
 /* The connection broke (e is the transport error): record it, taking
  * the point of no return into account. */

@@ -305,18 +305,30 @@ static int make_temp(const char *dir, struct err *e)
 	return fd;
 }
 
-/* A descriptor of its own on fd's file when fd is a regular file at
- * offset 0, so that the caller's file offset is left alone; else -1. */
-static int in_place(int fd)
+/* A descriptor of its own on fd's file when fd is a regular file, so
+ * that the caller's file offset is left alone, with *base set to where
+ * fd's offset is (the message starts there); else -1. */
+static int in_place(int fd, off_t *base)
 {
 	struct stat st;
 	char path[64];
 
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || lseek(fd, 0, SEEK_CUR) != 0)
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (*base = lseek(fd, 0, SEEK_CUR)) < 0)
 		return -1;
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	int own = open(path, O_RDONLY | O_CLOEXEC);
 	return own >= 0 ? own : -1;
+}
+
+int spool_temp_fd(struct err *e)
+{
+	static const struct spool_opts none;
+	return make_temp(temp_dir(&none), e);
+}
+
+ssize_t spool_pread(const struct spool *sp, void *buf, size_t len, off_t off)
+{
+	return pread(sp->fd, buf, len, sp->base + off);
 }
 
 int spool_read(int fd, const struct spool_opts *o, struct spool *sp, struct err *e)
@@ -339,10 +351,12 @@ int spool_read(int fd, const struct spool_opts *o, struct spool *sp, struct err 
 	/* A regular file read from its start is checked in place: copying
 	 * 100 MB to a temporary file only to read it back costs as much as
 	 * sending it. */
-	sp->fd = s.o->in_place ? in_place(fd) : -1;
+	sp->fd = s.o->in_place ? in_place(fd, &sp->base) : -1;
 	bool copy = sp->fd < 0;
-	if (copy)
+	if (copy) {
+		sp->base = 0;
 		sp->fd = make_temp(dir, e);
+	}
 	if (sp->fd < 0)
 		return -1;
 	buf = xmalloc(SPOOL_BUFSZ);
@@ -392,7 +406,7 @@ int spool_read(int fd, const struct spool_opts *o, struct spool *sp, struct err 
 		end_header_block(&s, sp->size, sp->size);
 	sp->has_8bit = (s.bytes_or & 0x8080808080808080ULL) != 0;
 	sp->wire_size = (uint64_t)sp->size + s.extra;
-	if (lseek(sp->fd, 0, SEEK_SET) < 0) {
+	if (lseek(sp->fd, sp->base, SEEK_SET) < 0) {
 		err_set(e, ERR_IO, 0, "cannot rewind the temporary file in %s: %s",
 			dir, strerror(errno));
 		goto fail;

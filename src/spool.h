@@ -46,6 +46,9 @@ struct spool_header {
 
 struct spool {
 	int fd;              /* readable, seekable; owned */
+	off_t base;          /* where the message starts in fd (0 but for a
+	                      * file checked in place from an offset): read it
+	                      * with spool_pread(), which adds it */
 	off_t size;          /* bytes in the spool */
 	off_t fields_end;    /* end of the last header field (0 if none): where
 	                      * added fields go, before any separator line */
@@ -66,9 +69,9 @@ struct spool {
 struct spool_opts {
 	bool ignore_dots;        /* -i / -oi: a lone "." is data */
 	bool allow_bare_cr;      /* composed messages are already clean */
-	bool in_place;           /* a regular file at offset 0 may be used as
-				  * it is instead of copied; sp->fd may then
-				  * hold bytes after sp->size */
+	bool in_place;           /* a regular file (from its current offset)
+				  * may be used as it is instead of copied;
+				  * sp->fd may then hold bytes after sp->size */
 	bool tolerate_faults;    /* record the first NUL, bare CR or long line
 				  * in fault/fault_line instead of failing, so
 				  * the caller can encode the body instead */
@@ -85,6 +88,14 @@ struct spool_opts {
  * ERR_IO / ERR_CANTCREAT for read or temporary file failures.  On error
  * sp holds nothing (fd -1) and spool_free() is optional. */
 int spool_read(int fd, const struct spool_opts *o, struct spool *sp, struct err *e);
+/* An unlinked temporary file in $TMPDIR (else /tmp), open read-write.
+ * Errors: ERR_CANTCREAT naming the directory. */
+int spool_temp_fd(struct err *e);
+
+/* pread() of the spooled message: off counts from its first byte.
+ * Returns what pread() returns. */
+ssize_t spool_pread(const struct spool *sp, void *buf, size_t len, off_t off);
+
 /* Index of the first header named name (case-insensitive), or -1. */
 int spool_find_header(const struct spool *sp, const char *name);
 /* Close the spool and free the headers.  sp must have been through

@@ -16,6 +16,7 @@
 #include "aliases.h"
 #include "compose.h"
 #include "deliver.h"
+#include "dsn.h"
 #include "dotstuff.h"
 #include "header.h"
 #include "log.h"
@@ -30,6 +31,8 @@ void envelope_free(struct envelope *env)
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		free(env->rcpt[i].addr);
 		free(env->rcpt[i].reply);
+		free(env->rcpt[i].notify);
+		free(env->rcpt[i].orcpt);
 	}
 	free(env->rcpt);
 	free(env->from);
@@ -140,6 +143,21 @@ static int compose_only_flags(const struct submit_opts *o, struct err *e)
 	return 0;
 }
 
+/* A temporary stream in $TMPDIR like the spool's (tmpfile() ignores
+ * TMPDIR).  Errors: ERR_CANTCREAT. */
+static FILE *temp_stream(struct err *e)
+{
+	int fd = spool_temp_fd(e);
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, "w+");
+	if (!f) {
+		err_set(e, ERR_CANTCREAT, 0, "cannot open a temporary file: %s", strerror(errno));
+		close(fd);
+	}
+	return f;
+}
+
 static int compose_to_spool(const struct props *p, const struct strlist *to, struct message *m,
 			    struct err *e)
 {
@@ -194,11 +212,9 @@ static int compose_to_spool(const struct props *p, const struct strlist *to, str
 		qp = false;
 	if (compose_headers(&in, is8, qp, &hdr, e) < 0)
 		goto done;
-	out = tmpfile();
-	if (!out) {
-		err_set(e, ERR_CANTCREAT, 0, "cannot create a temporary file: %s", strerror(errno));
+	out = temp_stream(e);
+	if (!out)
 		goto done;
-	}
 	if (fwrite(hdr.s, 1, hdr.len, out) != hdr.len || compose_write_body(body, qp, out, e) < 0 ||
 	    fflush(out) != 0 || fseeko(out, 0, SEEK_SET) != 0) {
 		if (!e->cls)
@@ -249,19 +265,17 @@ static int encode_body(const struct props *p, struct message *m, struct err *e)
 		return -1;
 	}
 
-	FILE *out = tmpfile();
-	FILE *in = tmpfile();
+	FILE *out = temp_stream(e);
+	FILE *in = out ? temp_stream(e) : NULL;
 	char *buf = NULL;
 	int ret = -1;
-	if (!out || !in) {
-		err_set(e, ERR_CANTCREAT, 0, "cannot re-encode the message: %s", strerror(errno));
+	if (!out || !in)
 		goto done;
-	}
 	/* the body alone (the spool may hold bytes past its end) */
 	for (off_t at = sp->header_end; at < sp->size;) {
 		char chunk[65536];
 		size_t want = (size_t)(sp->size - at) < sizeof chunk ? (size_t)(sp->size - at) : sizeof chunk;
-		ssize_t n = pread(sp->fd, chunk, want, at);
+		ssize_t n = spool_pread(sp, chunk, want, at);
 		if (n <= 0 || fwrite(chunk, 1, (size_t)n, in) != (size_t)n) {
 			err_set(e, ERR_IO, 0, "re-encoding the message: %s", strerror(errno));
 			goto done;
@@ -272,7 +286,7 @@ static int encode_body(const struct props *p, struct message *m, struct err *e)
 	off_t pos = 0;
 	size_t blen = (size_t)sp->fields_end;
 	buf = xmalloc(blen ? blen : 1);
-	if (pread(sp->fd, buf, blen, 0) != (ssize_t)blen) {
+	if (spool_pread(sp, buf, blen, 0) != (ssize_t)blen) {
 		err_set(e, ERR_IO, 0, "reading the spooled message: %s", strerror(errno));
 		goto done;
 	}
@@ -327,7 +341,8 @@ static int read_raw(const struct props *p, struct message *m, struct err *e)
 	int r = spool_read(fd, &so, &m->sp, e);
 	if (fd != 0)
 		close(fd);
-	if (r == 0 && m->sp.fault_line)
+	/* BINARYMIME carries any bytes as they are (RFC 3030) */
+	if (r == 0 && m->sp.fault_line && p->body_type != 3)
 		r = encode_body(p, m, e);
 	return r;
 }
@@ -659,12 +674,14 @@ int submit_prepared(struct props *p, const struct submit_opts *o, struct envelop
 	struct deliver_result res;
 	struct err e = { 0 };
 
-	if (submit_finish_envelope(p, env, m, &e) < 0) {
+	if (submit_finish_envelope(p, env, m, &e) < 0 ||
+	    dsn_recipient_options(&p->recipient_options, env, &e) < 0) {
 		report(rep, &e);
 		return -1;
 	}
 	env->body_8bit = m->sp.has_8bit;
 	env->declared_8bit = p->body_type == 2;
+	env->binary = m->binary = p->body_type == 3;
 	env->size = message_size(m);
 	if (p->body_type == 1 && m->sp.has_8bit) {
 		err_set(&e, ERR_DATA, 0, "-B 7BIT was given but the message holds 8-bit data");
@@ -698,7 +715,9 @@ int submit_prepared(struct props *p, const struct submit_opts *o, struct envelop
 		return 0;
 	}
 
-	int r = o->verify_only ? deliver_verify(p, env, &res, &e) : deliver_message(p, m, env, &res, &e);
+	int r = o->verify_only ? deliver_verify(p, env, &res, &e)
+		: o->channel   ? deliver_send(o->channel, p, m, env, &res, &e)
+			       : deliver_message(p, m, env, &res, &e);
 	rep->delivered = res.delivered;
 
 	/* Every refused recipient, then the transaction's error: the most

@@ -22,6 +22,8 @@ struct submit_opts {
 	/* what a queued entry replays when it is flushed */
 	const char *account;
 	const struct strlist *replay_keys, *replay_values;
+	/* send over this open channel instead of a connection of its own */
+	struct deliver_channel *channel;
 };
 
 struct submit_report {

@@ -46,7 +46,7 @@ compose() {
 
 @test "lines are CRLF in what the server receives" {
 	smtpd_start
-	run "$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test \
+	run "$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test --no-chunking \
 		--subject s --body $'one\ntwo\n.three' to@example.test
 	[ "$status" -eq 0 ]
 	grep -q $'^one\r$' "$SMTPD_DIR/msg.1"

@@ -194,8 +194,38 @@ assert p.wait(10) == 0
 PY
 	grep -qx 'RCPT TO:<x@example.test>' "$SMTPD_DIR/env.1"
 	grep -qx 'RCPT TO:<y@example.test>' "$SMTPD_DIR/env.1"
-	grep -q '^\.\.dot line' "$SMTPD_DIR/msg.1"
+	# the relay offers CHUNKING: the message went in BDAT, not dot-stuffed
+	grep -q '^\.dot line' "$SMTPD_DIR/msg.1"
+	grep -q '^C: BDAT' "$SMTPD_DIR/transcript"
 	grep -qx 'RCPT TO:<z@example.test>' "$SMTPD_DIR/env.2"
+	# both messages over one relay connection, RSET between
+	smtpd_wait_conns 1
+	[ "$(cat "$SMTPD_DIR/conns")" -eq 1 ]
+	[ "$(grep -c '^C: RSET' "$SMTPD_DIR/transcript")" -eq 1 ]
+}
+
+@test "-bs: a message queued after a temporary failure keeps this run's settings" {
+	stop_all
+	python3 - "$SMTPSEND" "$HOME/q" <<'PY'
+import subprocess, sys, smtplib, socket
+a, b = socket.socketpair()
+p = subprocess.Popen([sys.argv[1], "-bs", "--queue-dir", sys.argv[2], "-O", "Timeout=17"],
+                     stdin=b.fileno(), stdout=b.fileno())
+b.close()
+s = smtplib.SMTP()
+s.sock = a
+s.file = None
+code, msg = s.getreply()
+s.ehlo("client.test")
+code, msg = s.docmd("MAIL FROM:<me@example.test>")
+s.docmd("RCPT TO:<x@example.test>")
+code, msg = s.data("Subject: queued\r\n\r\nbody\r\n")
+assert code == 250 and b"queued as" in msg, (code, msg)
+s.quit()
+assert p.wait(10) == 0
+PY
+	grep -qx 'setting Timeout=17' "$HOME"/q/*.queued
+	grep -qx 'rcpt to:x@example.test' "$HOME"/q/*.queued
 }
 
 @test "-bs reports the relay's refusal at the final dot" {

@@ -27,7 +27,7 @@ send() {
 
 @test "MAIL, RCPT and DATA go out in one pipelined write when PIPELINING is offered" {
 	smtpd_start
-	run send -v a@example.test b@example.test
+	run send -v --no-chunking a@example.test b@example.test
 	[ "$status" -eq 0 ]
 	# the trace shows all four commands sent before the first reply to them
 	run awk '/^--> MAIL/{m=1} m&&/^<--/{exit} m&&/^-->/{print}' <<<"$output"
@@ -107,7 +107,7 @@ send() {
 
 @test "421 to DATA: exit 75" {
 	smtpd_start "$(smtpd_script <<<'on DATA reply 421 4.3.2 closing')"
-	run send a@example.test
+	run send --no-chunking a@example.test
 	[ "$status" -eq 75 ]
 }
 

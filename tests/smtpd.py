@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 r"""smtpd.py - a scriptable SMTP server for end-to-end tests of smtpsend.
 
-Usage: smtpd.py --dir DIR [--script FILE] [--ipv6] [--once] [--timeout SEC]
+Usage: smtpd.py --dir DIR [--script FILE] [--ipv6] [--listen ADDR] [--port N]
+                [--once] [--timeout SEC]
 
 --once exits after the first connection; --timeout (default 300) ends a
 connection on which the client has sent nothing for that many seconds.
 
-Listens on 127.0.0.1 (::1 with --ipv6) on a port chosen by the kernel and
+Listens on 127.0.0.1 (::1 with --ipv6, or --listen ADDR) on a port chosen
+by the kernel (or --port N) and
 serves connections one after another.  Files written into DIR:
 
   pid          the server's process id (written first)
@@ -58,6 +60,15 @@ Settings:
   ehlo-tls CAP              capability list used after STARTTLS (default:
                             the "ehlo" list)
   noehlo                    EHLO gets "502 5.5.1 EHLO not implemented"
+  lmtp                      speak LMTP (RFC 2033): LHLO is answered like
+                            EHLO (EHLO and HELO get 500), and the end of a
+                            message (final dot, BDAT LAST) gets one reply
+                            per accepted recipient; "lmtp-rcpt PATTERN
+                            CODE TEXT" sets the reply for recipients whose
+                            RCPT line matches PATTERN (default 250)
+  terminal                  SAML, SOML and SEND FROM are taken like MAIL
+                            FROM (without it they get 500, as on most
+                            servers)
   split N [MS]              write every reply in chunks of N bytes with a
                             pause of MS milliseconds (default 20) between
   delay MS                  wait MS milliseconds before every reply
@@ -252,6 +263,9 @@ class Script:
         self.caps = None
         self.caps_tls = None
         self.noehlo = False
+        self.lmtp = False
+        self.lmtp_rcpt = []           # (pattern, reply bytes)
+        self.terminal = False
         self.split = 0
         self.split_ms = 20
         self.delay_ms = 0
@@ -352,6 +366,16 @@ def parse_script(path):
                 sc.caps_tls.append(rest)
         elif word == "noehlo":
             sc.noehlo = True
+        elif word == "lmtp":
+            sc.lmtp = True
+        elif word == "lmtp-rcpt":
+            # the pattern may hold spaces: the reply starts at " DDD "
+            m = re.search(r" (\d{3} .*)$", rest)
+            if not m or m.start() == 0:
+                raise ScriptError("line %d: lmtp-rcpt PATTERN CODE TEXT" % lineno)
+            sc.lmtp_rcpt.append((rest[:m.start()], unescape(m.group(1)) + b"\r\n"))
+        elif word == "terminal":
+            sc.terminal = True
         elif word == "split":
             args = rest.split()
             if not args or not all(a.isdigit() for a in args) or \
@@ -597,8 +621,12 @@ class Conn:
     def default_reply(self, verb):
         host = self.sc.hostname
         txn = self.txn
-        if verb == "EHLO":
+        if self.sc.lmtp and verb in ("EHLO", "HELO"):
+            return b"500 5.5.1 this is an LMTP server: LHLO\r\n"
+        if verb == "EHLO" or (verb == "LHLO" and self.sc.lmtp):
             return self.ehlo_reply()
+        if verb in ("SAML", "SOML", "SEND") and self.sc.terminal:
+            verb = "MAIL"
         if verb == "HELO":
             return ("250 %s\r\n" % host).encode()
         if verb == "MAIL":
@@ -682,7 +710,9 @@ class Conn:
         if self.silent:
             return
         ok = code is not None and code.startswith("2")
-        if verb in ("EHLO", "HELO", "RSET"):
+        if verb in ("SAML", "SOML", "SEND") and self.sc.terminal:
+            verb = "MAIL"
+        if verb in ("EHLO", "HELO", "RSET", "LHLO"):
             if ok:
                 self.txn = None
         elif verb == "MAIL":
@@ -724,8 +754,23 @@ class Conn:
         self.log("C: .\\r\\n")
         txn, self.txn = self.txn, None
         n = self.srv.save_message(txn, body)
-        self.respond(self.srv.find_rule("dot"),
-                     ("250 2.0.0 queued as %d\r\n" % n).encode())
+        self.respond(self.srv.find_rule("dot"), self.end_reply(txn, n))
+
+    def end_reply(self, txn, n):
+        """The reply to the end of a message: one line, or in LMTP one per
+        accepted recipient."""
+        if not self.sc.lmtp:
+            return ("250 2.0.0 queued as %d\r\n" % n).encode()
+        out = bytearray()
+        for r in txn.rcpts:
+            text = r.decode("utf-8", "surrogateescape")
+            reply = ("250 2.0.0 delivered (%d)\r\n" % n).encode()
+            for pattern, rb in self.sc.lmtp_rcpt:
+                if fnmatch.fnmatch(text.upper(), pattern.upper()):
+                    reply = rb
+                    break
+            out += reply
+        return bytes(out)
 
     def bdat(self, text):
         parts = text.split()
@@ -763,7 +808,7 @@ class Conn:
         self.txn = None
         n = self.srv.save_message(txn, txn.chunks)
         if default is None:
-            default = ("250 2.0.0 queued as %d\r\n" % n).encode()
+            default = self.end_reply(txn, n)
         if rule is None:
             rule = self.srv.find_rule("dot")
         self.respond(rule, default)
@@ -802,6 +847,10 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--script")
     ap.add_argument("--ipv6", action="store_true")
+    ap.add_argument("--listen", help="address to listen on (default "
+                    "127.0.0.1, or ::1 with --ipv6)")
+    ap.add_argument("--port", type=int, default=0,
+                    help="port to listen on (default: chosen by the kernel)")
     ap.add_argument("--once", action="store_true")
     ap.add_argument("--timeout", type=float, default=300,
                     help="idle timeout per connection in seconds")
@@ -819,10 +868,11 @@ def main():
         sys.stderr.write("smtpd.py: %s\n" % e)
         return 2
 
-    fam = socket.AF_INET6 if args.ipv6 else socket.AF_INET
+    addr = args.listen or ("::1" if args.ipv6 else "127.0.0.1")
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
     lsock = socket.socket(fam, socket.SOCK_STREAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind(("::1" if args.ipv6 else "127.0.0.1", 0))
+    lsock.bind((addr, args.port))
     lsock.listen(16)
     server.write_atomic("pid", b"%d\n" % os.getpid())
     server.write_atomic("port", b"%d\n" % lsock.getsockname()[1])

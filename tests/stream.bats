@@ -8,13 +8,18 @@ load lib
 HDR='From: me@example.test\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <fixed@example.test>\n\n'
 WHDR='From: me@example.test\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <fixed@example.test>\r\n\r\n'
 
+# These tests are about DATA (dot-stuffing, the terminator): the server
+# offers CHUNKING, so BDAT is turned off; tests/esmtp.bats sends the same
+# sequences with BDAT.
+CHUNKING=--no-chunking
+
 # sendbody FORMAT [args]: the fixed headers + printf FORMAT as the body
 sendbody() {
 	local body=$1
 	shift
 	# shellcheck disable=SC2059
 	{ printf "$HDR"; printf "$body"; } >"$BATS_TEST_TMPDIR/in"
-	"$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test "$@" \
+	"$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test $CHUNKING "$@" \
 		a@example.test <"$BATS_TEST_TMPDIR/in"
 }
 
@@ -118,7 +123,7 @@ body += b'y' * (off - len(hdr) - len(body) - 1) + b'\n'
 body += b'.\r\n.\n..\nend\n'
 open(path, 'wb').write(hdr + bytes(body))
 PY
-		run "$SMTPSEND" -i --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test \
+		run "$SMTPSEND" -i --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test $CHUNKING \
 			a@example.test <"$BATS_TEST_TMPDIR/in"
 		[ "$status" -eq 0 ]
 		[ "$(tail -c 21 "$SMTPD_DIR/msg.$n" | od -An -c | tr -s ' ')" = \

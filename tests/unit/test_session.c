@@ -3,7 +3,10 @@
  * A transcript is a list of lines: "S: ..." is a server line, "C: ..." a
  * command the session must yield at that point, "C: <BODY>" the message
  * body, "C: <ABORT>" a close without QUIT, "X: <LOST>" the connection
- * breaking while a reply is awaited. */
+ * breaking while a reply is awaited, "C: <BDAT n>" the message sent in n
+ * BDAT chunks, "C: <IDLE>" the session idle between transactions (hold
+ * mode), after which "B: <BEGIN>" starts the next one and "B: <END>"
+ * asks for QUIT. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,10 +24,14 @@ struct tcase {
 	const char *transcript;
 	bool delivered;
 	enum err_class cls;
+	const char *mode;        /* words: hold lmtp nochunk saml */
 };
 
 static const char *EHLO_PIPE = "S: 220 hi\nC: EHLO me.test\nS: 250-srv\nS: 250-PIPELINING\nS: 250-SIZE 1000\nS: 250 8BITMIME\n";
 static const char *EHLO_PLAIN = "S: 220 hi\nC: EHLO me.test\nS: 250 srv\n";
+
+static const char *EHLO_CHUNK = "S: 220 hi\nC: EHLO me.test\nS: 250-srv\nS: 250-PIPELINING\nS: 250 CHUNKING\n";
+static const char *LHLO_PIPE = "S: 220 hi\nC: LHLO me.test\nS: 250-srv\nS: 250 PIPELINING\n";
 
 static const struct tcase cases[] = {
 	{ "pipelined happy path", true, "t:a@x", false, 10, true, true, false,
@@ -113,7 +120,85 @@ static const struct tcase cases[] = {
 	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\n"
 	  "S: 250 ok\nS: 250 ok\nS: 354 go\nC: <BODY>\nS: 250 ok\nC: QUIT\nX: <LOST>\n",
 	  true, ERR_OK },
+	{ "hold: two transactions on one connection, RSET pipelined before the second", true, "t:a@x",
+	  false, 0, true, true, false,
+	  "+P"
+	  "C: <IDLE>\nB: <BEGIN>\n"
+	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\nS: 250 ok\nS: 250 ok\nS: 354 go\nC: <BODY>\n"
+	  "S: 250 ok\nC: <IDLE>\nB: <BEGIN>\n"
+	  "C: RSET\nC: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\n"
+	  "S: 250 reset\nS: 250 ok\nS: 250 ok\nS: 354 go\nC: <BODY>\nS: 250 ok\n"
+	  "C: <IDLE>\nB: <END>\nC: QUIT\nS: 221 bye\n",
+	  true, ERR_OK, "hold" },
+	{ "hold: a refused transaction leaves the connection usable", true, "t:a@x", false, 0, true,
+	  true, false,
+	  "+P"
+	  "C: <IDLE>\nB: <BEGIN>\n"
+	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\n"
+	  "S: 553 bad sender\nS: 503 need MAIL\nS: 503 need MAIL\nC: <IDLE>\nB: <BEGIN>\n"
+	  "C: RSET\nC: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\n"
+	  "S: 250 reset\nS: 250 ok\nS: 250 ok\nS: 354 go\nC: <BODY>\nS: 250 ok\n"
+	  "C: <IDLE>\nB: <END>\nC: QUIT\nS: 221 bye\n",
+	  true, ERR_OK, "hold" },
+	{ "hold: a 421 ends the connection, not just the transaction", true, "t:a@x", false, 0, true,
+	  true, false,
+	  "+P"
+	  "C: <IDLE>\nB: <BEGIN>\n"
+	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\nS: 421 closing\nX: <LOST>\n",
+	  false, ERR_TEMP, "hold" },
+	{ "hold: RSET refused fails the transaction", true, "t:a@x", false, 0, true, true, false,
+	  "+P"
+	  "C: <IDLE>\nB: <BEGIN>\n"
+	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\nS: 250 ok\nS: 250 ok\nS: 354 go\nC: <BODY>\n"
+	  "S: 250 ok\nC: <IDLE>\nB: <BEGIN>\n"
+	  "C: RSET\nC: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\n"
+	  "S: 454 cannot\nS: 250 ok\nS: 250 ok\nS: 354 go\nC: <ABORT>\n",
+	  false, ERR_TEMP, "hold" },
+	{ "CHUNKING: no DATA, BDAT after the RCPT replies, a reply per chunk", true, "t:a@x t:b@x",
+	  false, 0, true, true, false,
+	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: RCPT TO:<b@x>\n"
+	  "S: 250 ok\nS: 250 ok\nS: 250 ok\nC: <BDAT 3>\nS: 250 1\nS: 250 2\nS: 250 queued\n"
+	  "C: QUIT\nS: 221 bye\n",
+	  true, ERR_OK, "chunk" },
+	{ "CHUNKING: every recipient refused, no BDAT at all", true, "t:a@x", false, 0, true, true,
+	  false,
+	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nS: 250 ok\nS: 550 no\nC: QUIT\nS: 221 bye\n",
+	  false, ERR_RCPT, "chunk" },
+	{ "CHUNKING: a refused middle chunk fails the message", true, "t:a@x", false, 0, true, true,
+	  false,
+	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nS: 250 ok\nS: 250 ok\nC: <BDAT 2>\n"
+	  "S: 552 5.3.4 too big\nS: 503 5.5.1 no\nC: QUIT\nS: 221 bye\n",
+	  false, ERR_DATA, "chunk" },
+	{ "CHUNKING offered but turned off: DATA", true, "t:a@x", false, 0, true, true, false,
+	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\nS: 250 ok\nS: 250 ok\nS: 354 go\n"
+	  "C: <BODY>\nS: 250 ok\nC: QUIT\nS: 221 bye\n",
+	  true, ERR_OK, "chunk nochunk" },
+	{ "LMTP: a reply per accepted recipient after the data", true, "t:a@x t:b@x t:c@x", false, 0,
+	  false, false, false,
+	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: RCPT TO:<b@x>\nC: RCPT TO:<c@x>\nC: DATA\n"
+	  "S: 250 ok\nS: 250 ok\nS: 550 no\nS: 250 ok\nS: 354 go\nC: <BODY>\n"
+	  "S: 250 a ok\nS: 452 c full\nC: QUIT\nS: 221 bye\n",
+	  true, ERR_OK, "lmtp" },
+	{ "LMTP: every recipient refused after the data", true, "t:a@x", false, 0, true, true, false,
+	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\nS: 250 ok\nS: 250 ok\nS: 354 go\n"
+	  "C: <BODY>\nS: 452 full\nC: QUIT\nS: 221 bye\n",
+	  false, ERR_TEMP, "lmtp" },
+	{ "SAML FROM instead of MAIL FROM", true, "t:a@x", false, 0, true, true, false,
+	  "+P"
+	  "C: SAML FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\nS: 250 ok\nS: 250 ok\nS: 354 go\n"
+	  "C: <BODY>\nS: 250 ok\nC: QUIT\nS: 221 bye\n",
+	  true, ERR_OK, "saml" },
+	{ "SAML unknown to the server", true, "t:a@x", false, 0, true, true, false,
+	  "+P"
+	  "C: SAML FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\nS: 502 5.5.1 unknown\nS: 503 no\n"
+	  "S: 503 no\nC: QUIT\nS: 221 bye\n",
+	  false, ERR_UNAVAILABLE, "saml" },
 };
+
+static bool has_mode(const struct tcase *t, const char *word)
+{
+	return t->mode && strstr(t->mode, word) != NULL;
+}
 
 static void make_env(struct envelope *env, const struct tcase *t)
 {
@@ -143,7 +228,8 @@ static void free_env(struct envelope *env)
 }
 
 /* Run one transcript; returns NULL or a description of the mismatch. */
-static const char *run(const struct tcase *t, struct session *s, char *why, size_t whysz)
+static const char *run(const struct tcase *t, struct session *s, struct envelope *env, char *why,
+		       size_t whysz)
 {
 	struct strbuf script = STRBUF_INIT, out = STRBUF_INIT;
 	const char *tr = t->transcript;
@@ -153,6 +239,10 @@ static const char *run(const struct tcase *t, struct session *s, char *why, size
 	} else if (strncmp(tr, "+N", 2) == 0) {
 		sb_adds(&script, EHLO_PLAIN);
 		tr += 2;
+	} else if (has_mode(t, "lmtp")) {
+		sb_adds(&script, LHLO_PIPE);
+	} else if (has_mode(t, "chunk")) {
+		sb_adds(&script, EHLO_CHUNK);
 	}
 	sb_adds(&script, tr);
 
@@ -168,6 +258,37 @@ static const char *run(const struct tcase *t, struct session *s, char *why, size
 			if (*p)
 				snprintf(why, whysz, "session done but transcript has: %.60s", p);
 			break;
+		}
+		if (act == ACT_IDLE) {
+			if (strncmp(p, "C: <IDLE>\n", 10) != 0) {
+				snprintf(why, whysz, "idle, transcript has: %.60s", p);
+				break;
+			}
+			p += 10;
+			if (strncmp(p, "B: <BEGIN>\n", 11) == 0) {
+				for (size_t i = 0; i < env->nrcpt; i++) {
+					env->rcpt[i].accepted = false;
+					env->rcpt[i].code = 0;
+				}
+				session_begin(s, env);
+			} else if (strncmp(p, "B: <END>\n", 9) == 0) {
+				session_end(s);
+			} else {
+				snprintf(why, whysz, "idle: want B: <BEGIN> or <END>, have: %.60s", p);
+				break;
+			}
+			p = strchr(p, '\n') + 1;
+			continue;
+		}
+		if (act == ACT_SEND_BODY && s->bdat) {
+			unsigned n;
+			if (sscanf(p, "C: <BDAT %u>\n", &n) != 1) {
+				snprintf(why, whysz, "BDAT, transcript has: %.60s", p);
+				break;
+			}
+			p = strchr(p, '\n') + 1;
+			session_chunks_sent(s, n);
+			continue;
 		}
 		if (act == ACT_ABORT || act == ACT_SEND_BODY) {
 			const char *want = act == ACT_ABORT ? "C: <ABORT>\n" : "C: <BODY>\n";
@@ -231,11 +352,14 @@ int main(void)
 		struct session s;
 		struct session_cfg cfg = { .hello = "me.test", .allow_extensions = true,
 					   .stop_on_to = t->stop_to, .stop_on_cc = t->stop_cc,
-					   .stop_on_bcc = t->stop_bcc };
+					   .stop_on_bcc = t->stop_bcc, .send_rset = true,
+					   .hold = has_mode(t, "hold"), .lmtp = has_mode(t, "lmtp"),
+					   .chunking = !has_mode(t, "nochunk"),
+					   .terminal = has_mode(t, "saml") ? 'A' : 0 };
 		char why[200];
 		make_env(&env, t);
-		session_init(&s, &cfg, &env);
-		const char *bad = run(t, &s, why, sizeof why);
+		session_init(&s, &cfg, cfg.hold ? NULL : &env);
+		const char *bad = run(t, &s, &env, why, sizeof why);
 		ok(!bad, "%s%s%s", t->name, bad ? ": " : "", bad ? bad : "");
 		ok(s.delivered == t->delivered && (t->delivered ? true : s.err.cls == t->cls),
 		   "%s: delivered=%d class=%d (want %d/%d) %s", t->name, s.delivered, s.err.cls,
