@@ -416,7 +416,10 @@ static const char *store_value(struct queue_entry_meta *m, enum hkey k, char *v,
  * corrupt (allocated, sanitised) with m left empty. */
 static char *parse_header(int fd, off_t fsize, const char *want_id, struct queue_entry_meta *m)
 {
-	struct hreader *r = xcalloc(1, sizeof *r);
+	/* not calloc: the buffer is large and never read before it is filled */
+	struct hreader *r = xmalloc(sizeof *r);
+	r->pos = 0;
+	r->len = r->off = 0;
 	struct strbuf line = STRBUF_INIT;
 	bool seen[NSINGLE] = { false };
 	unsigned lineno = 0;
@@ -1266,6 +1269,104 @@ static int try_claim(struct queue_claimed *c, const struct dirent_ent *d, time_t
 	return 1;
 }
 
+struct queue_scan {
+	struct dirent_ent *ents; /* the last scan, in id order */
+	size_t n, next;          /* next entry to try */
+	bool scanned;
+	int dirfd;               /* the directory as checked at the last scan */
+};
+
+struct queue_scan *queue_scan_new(void)
+{
+	struct queue_scan *scan = xcalloc(1, sizeof *scan);
+	scan->dirfd = -1;
+	return scan;
+}
+
+void queue_scan_free(struct queue_scan *scan)
+{
+	if (!scan)
+		return;
+	ents_free(scan->ents, scan->n);
+	if (scan->dirfd >= 0)
+		close(scan->dirfd);
+	free(scan);
+}
+
+/* Try the scanned entries from scan->next on; 1 when one was claimed. */
+static int claim_from_list(struct queue_claimed *c, struct queue_scan *scan, time_t now)
+{
+	while (scan->next < scan->n) {
+		const struct dirent_ent *d = &scan->ents[scan->next++];
+		if (d->st != QSTATE_QUEUED && d->st != QSTATE_SENDING)
+			continue;
+		int rc = try_claim(c, d, now);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int queue_claim_next(const char *dir, struct queue_scan *scan, struct queue_claimed *c,
+		     struct err *e)
+{
+	time_t now = time(NULL);
+
+	memset(c, 0, sizeof *c);
+	c->fd = -1;
+	c->batched = true;
+	c->dir = strip_slashes(dir);
+	/* What is left of the last scan first, in the directory checked
+	 * then; then one fresh scan (and check) for what arrived, or was
+	 * left by a dead flusher, since. */
+	if (scan->scanned && scan->next < scan->n) {
+		c->dirfd = fcntl(scan->dirfd, F_DUPFD_CLOEXEC, 0);
+		if (c->dirfd < 0) {
+			err_set(e, ERR_IO, 0, "queue directory %s: %s", c->dir, strerror(errno));
+			return -1;
+		}
+		int rc = claim_from_list(c, scan, now);
+		if (rc != 0)
+			return rc;
+		close(c->dirfd);
+	}
+	c->dirfd = open_dir(dir, false, e);
+	if (c->dirfd == -2) {
+		c->dirfd = -1;
+		return 0;
+	}
+	if (c->dirfd < 0)
+		return -1;
+	if (scan->dirfd >= 0)
+		close(scan->dirfd);
+	scan->dirfd = fcntl(c->dirfd, F_DUPFD_CLOEXEC, 0);
+	if (scan->dirfd < 0) {
+		err_set(e, ERR_IO, 0, "queue directory %s: %s", c->dir, strerror(errno));
+		return -1;
+	}
+	struct strlist tmps = STRLIST_INIT;
+	ents_free(scan->ents, scan->n);
+	scan->ents = NULL;
+	scan->n = scan->next = 0;
+	if (scan_dir(c->dirfd, c->dir, &scan->ents, &scan->n, &tmps, e) < 0) {
+		sl_free(&tmps);
+		return -1;
+	}
+	scan->scanned = true;
+	remove_stale(c, &tmps, now);
+	sl_free(&tmps);
+	return claim_from_list(c, scan, now);
+}
+
+void queue_sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
 int queue_claim(const char *dir, struct queue_claimed *c, struct err *e)
 {
 	struct strlist tmps = STRLIST_INIT;
@@ -1298,7 +1399,9 @@ int queue_claim(const char *dir, struct queue_claimed *c, struct err *e)
 int queue_claimed_read(struct queue_claimed *c, const char *tmpdir, struct message *m,
 		       struct err *e)
 {
-	struct spool_opts o = { .ignore_dots = true, .allow_bare_cr = true, .tmpdir = tmpdir };
+	/* checked where it is, from the message's offset: no copy */
+	struct spool_opts o = { .ignore_dots = true, .allow_bare_cr = true, .tmpdir = tmpdir,
+				.in_place = true };
 
 	message_init(m);
 	if (c->fd < 0) {
@@ -1396,7 +1499,8 @@ int queue_finish(struct queue_claimed *c, enum queue_outcome how, const char *re
 		} else {
 			/* a lost name change means the message goes out twice:
 			 * tolerable, and nothing more can be done about it */
-			(void)fsync(c->dirfd);
+			if (!c->batched)
+				(void)fsync(c->dirfd);
 		}
 		free(sent);
 		goto out;

@@ -155,6 +155,8 @@ struct queue_claimed {
 	bool reclaimed;           /* it was an ID.sending whose flusher died */
 	struct strlist problems;  /* entries set aside or skipped by this call,
 	                           * "NAME: reason" (sanitised), for warnings */
+	bool batched;             /* from queue_claim_next(): a DONE does not fsync
+	                           * the directory; queue_sync_dir() does, once */
 	int dirfd;                /* private */
 	char *dir;                /* private */
 };
@@ -169,6 +171,25 @@ struct queue_claimed {
  * nothing is due, -1 with e set.  Errors: ERR_CONFIG (directory checks),
  * ERR_IO (the directory cannot be read). */
 int queue_claim(const char *dir, struct queue_claimed *c, struct err *e);
+
+/* A flush claims many entries: a scan lets it read the directory once
+ * rather than once per entry. */
+struct queue_scan;
+struct queue_scan *queue_scan_new(void);
+void queue_scan_free(struct queue_scan *scan);
+
+/* As queue_claim(), trying the entries of the scan's last directory read
+ * in order, and reading the directory again only when they are used up
+ * (so entries queued meanwhile are found too).  The entry is claimed
+ * "batched": call queue_sync_dir() when done.  Returns as queue_claim(). */
+int queue_claim_next(const char *dir, struct queue_scan *scan, struct queue_claimed *c,
+		     struct err *e);
+
+/* fsync the queue directory: a flush calls it after its last entry, so
+ * that removing many sent entries costs one directory sync rather than one
+ * each (an unsynced removal lost in a crash only means a duplicate).
+ * Errors are ignored: nothing more could be done. */
+void queue_sync_dir(const char *dir);
 
 /* Read the claimed message into m (initialised here) through spool_read()
  * (dots and bare CRs as stored: the bytes were checked when queued),

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deliver.h"
 #include "log.h"
 #include "message.h"
 #include "queue.h"
@@ -85,11 +86,81 @@ static int entry_props(const struct settings_layer *flusher, const struct queue_
 	return r;
 }
 
+/* Entries whose connection settings agree go over one connection: the
+ * channel open for the last of them, with the properties it was opened
+ * with. */
+struct flush_group {
+	struct deliver_channel *channel;
+	struct props p;          /* the channel's; valid while channel is set */
+	unsigned messages;
+	/* the entry p was made for: an entry with the same account and
+	 * settings has the same properties, without reading the rc files */
+	char *account;
+	struct strlist settings;
+};
+
+static void group_close(struct flush_group *g)
+{
+	if (!g->channel)
+		return;
+	deliver_close(g->channel);
+	g->channel = NULL;
+	props_free(&g->p);
+	free(g->account);
+	g->account = NULL;
+	sl_free(&g->settings);
+	if (g->messages > 1)
+		log_info("queue: %u messages went over one connection", g->messages);
+	g->messages = 0;
+}
+
+/* The channel for an entry with properties p: the open one when its
+ * connection settings are the same, else a new one.  Errors: those of
+ * entry_props() and deliver_open(). */
+static struct deliver_channel *group_channel(struct flush_group *g, const struct settings_layer *flusher,
+					     const struct queue_entry_meta *meta, const struct props *p,
+					     struct err *e)
+{
+	if (g->channel && deliver_same_connection(p, &g->p)) {
+		g->messages++;
+		return g->channel;
+	}
+	group_close(g);
+	if (entry_props(flusher, meta, &g->p, e) < 0) {
+		props_free(&g->p);
+		return NULL;
+	}
+	if (deliver_open(&g->p, &g->channel, e) < 0) {
+		props_free(&g->p);
+		g->channel = NULL;
+		return NULL;
+	}
+	g->messages = 1;
+	g->account = xstrdup(meta->account);
+	for (size_t i = 0; i < meta->settings.n; i++)
+		sl_add(&g->settings, meta->settings.v[i]);
+	return g->channel;
+}
+
+/* Does meta have the account and settings the group's properties were
+ * made from? */
+static bool group_has_settings(const struct flush_group *g, const struct queue_entry_meta *meta)
+{
+	if (!g->channel || strcmp(g->account, meta->account) != 0 ||
+	    g->settings.n != meta->settings.n)
+		return false;
+	for (size_t i = 0; i < meta->settings.n; i++)
+		if (strcmp(g->settings.v[i], meta->settings.v[i]) != 0)
+			return false;
+	return true;
+}
+
 /* Send one claimed entry and settle it. */
 static void flush_one(const struct settings_layer *flusher, const char *dir,
-		      struct queue_claimed *c, struct flush_counts *n)
+		      struct queue_claimed *c, struct flush_group *g, struct flush_counts *n)
 {
-	struct props p;
+	struct props own, *p = &own;
+	bool have_own = false;
 	struct message m;
 	struct envelope env = { 0 };
 	struct strlist keys = STRLIST_INIT, values = STRLIST_INIT;
@@ -106,15 +177,27 @@ static void flush_one(const struct settings_layer *flusher, const char *dir,
 	const char *id = c->meta.id;
 
 	message_init(&m);
-	if (entry_props(flusher, &c->meta, &p, &e) < 0 ||
-	    queue_claimed_read(c, NULL, &m, &e) < 0 || entry_envelope(&c->meta, &env, &e) < 0) {
+	int ok = 0;
+	if (group_has_settings(g, &c->meta)) {
+		/* the properties of the entry before: the same */
+		p = &g->p;
+		o.channel = g->channel;
+		g->messages++;
+	} else {
+		have_own = true; /* entry_props() initialises own in any case */
+		ok = entry_props(flusher, &c->meta, &own, &e);
+		if (ok == 0 && !(o.channel = group_channel(g, flusher, &c->meta, &own, &e)))
+			ok = -1;
+	}
+	if (ok < 0 || queue_claimed_read(c, NULL, &m, &e) < 0 ||
+	    entry_envelope(&c->meta, &env, &e) < 0) {
 		/* a setting or a file that no longer works: try again later,
 		 * the user may fix the rc file */
 		how = QUEUE_RETRY;
 		snprintf(reason, sizeof reason, "%s", e.msg);
 	} else {
 		log_info("queue: sending %s (attempt %u)", id, c->meta.attempts + 1);
-		submit_prepared(&p, &o, &env, &m, &rep);
+		submit_prepared(p, &o, &env, &m, &rep);
 		if (rep.delivered || rep.worst == ERR_OK) {
 			how = QUEUE_DONE;
 			for (size_t i = 0; i < rep.n; i++)
@@ -130,7 +213,7 @@ static void flush_one(const struct settings_layer *flusher, const char *dir,
 		}
 	}
 	struct err fe = { 0 };
-	if (queue_finish(c, how, reason, p.keep_queue, p.queue_max_age, &fe) < 0) {
+	if (queue_finish(c, how, reason, p->keep_queue, p->queue_max_age, &fe) < 0) {
 		log_warn("queue %s: %s", id, fe.msg);
 		n->problems++;
 	} else if (how == QUEUE_DONE) {
@@ -145,7 +228,8 @@ static void flush_one(const struct settings_layer *flusher, const char *dir,
 	submit_report_free(&rep);
 	message_free(&m);
 	envelope_free(&env);
-	props_free(&p);
+	if (have_own)
+		props_free(&own);
 	sl_free(&keys);
 	sl_free(&values);
 }
@@ -153,23 +237,27 @@ static void flush_one(const struct settings_layer *flusher, const char *dir,
 int queuecmd_flush(const struct settings_layer *flusher, const char *dir, struct flush_counts *n,
 		   struct err *e)
 {
-	struct strlist seen = STRLIST_INIT;
+	struct strset seen = { 0 };
+	struct flush_group g = { 0 };
+	struct queue_scan *scan = queue_scan_new();
 	int k;
 
 	memset(n, 0, sizeof *n);
 	int ok = queue_open_dir(dir, false, e);
-	if (ok <= 0)
+	if (ok <= 0) {
+		queue_scan_free(scan);
 		return ok; /* no queue: nothing to flush */
+	}
 	for (;;) {
 		struct queue_claimed c;
-		k = queue_claim(dir, &c, e);
+		k = queue_claim_next(dir, scan, &c, e);
 		for (size_t i = 0; i < c.problems.n; i++) {
 			log_warn("queue: %s", c.problems.v[i]);
 			n->problems++;
 		}
 		/* an entry that could not be settled comes straight back:
 		 * once per flush is enough */
-		if (k > 0 && sl_contains_ci(&seen, c.meta.id)) {
+		if (k > 0 && strset_has(&seen, c.meta.id)) {
 			log_warn("queue %s: could not be settled; left for the next flush", c.meta.id);
 			k = 0;
 		}
@@ -177,11 +265,14 @@ int queuecmd_flush(const struct settings_layer *flusher, const char *dir, struct
 			queue_claimed_free(&c);
 			break;
 		}
-		sl_add(&seen, c.meta.id);
-		flush_one(flusher, dir, &c, n);
+		strset_add(&seen, c.meta.id);
+		flush_one(flusher, dir, &c, &g, n);
 		queue_claimed_free(&c);
 	}
-	sl_free(&seen);
+	group_close(&g);
+	queue_sync_dir(dir);
+	queue_scan_free(scan);
+	strset_free(&seen);
 	return k;
 }
 

@@ -290,3 +290,56 @@ int base64_digit(unsigned char c)
 		return 63;
 	return -1;
 }
+
+/* FNV-1a: short keys, no adversary (the keys are our own queue ids). */
+static size_t str_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		h ^= *c;
+		h *= 1099511628211ULL;
+	}
+	return (size_t)h;
+}
+
+/* The slot holding s, or the empty slot where it would go. */
+static size_t strset_slot(const struct strset *set, const char *s)
+{
+	size_t i = str_hash(s) & (set->cap - 1);
+	while (set->slot[i] && strcmp(set->slot[i], s) != 0)
+		i = (i + 1) & (set->cap - 1);
+	return i;
+}
+
+bool strset_has(const struct strset *set, const char *s)
+{
+	return set->cap && set->slot[strset_slot(set, s)] != NULL;
+}
+
+bool strset_add(struct strset *set, const char *s)
+{
+	if (strset_has(set, s))
+		return false;
+	if ((set->n + 1) * 2 > set->cap) {
+		/* keep it at most half full: probes stay short */
+		struct strset bigger = { .cap = set->cap ? set->cap * 2 : 16 };
+		bigger.slot = xcalloc(bigger.cap, sizeof *bigger.slot);
+		for (size_t i = 0; i < set->cap; i++)
+			if (set->slot[i])
+				bigger.slot[strset_slot(&bigger, set->slot[i])] = set->slot[i];
+		free(set->slot);
+		set->slot = bigger.slot;
+		set->cap = bigger.cap;
+	}
+	set->slot[strset_slot(set, s)] = xstrdup(s);
+	set->n++;
+	return true;
+}
+
+void strset_free(struct strset *set)
+{
+	for (size_t i = 0; i < set->cap; i++)
+		free(set->slot[i]);
+	free(set->slot);
+	memset(set, 0, sizeof *set);
+}

@@ -43,6 +43,17 @@ struct strlist {
 void sl_add(struct strlist *l, const char *s);     /* copies s */
 void sl_add_owned(struct strlist *l, char *s);     /* takes s */
 bool sl_contains_ci(const struct strlist *l, const char *s);
+
+/* A set of strings (exact comparison), for lookups that a list would make
+ * quadratic.  Zero-initialised is empty. */
+struct strset {
+	char **slot;           /* open addressing; NULL = empty */
+	size_t cap, n;         /* cap is 0 or a power of two */
+};
+/* Add s (copied); returns false when it was there already. */
+bool strset_add(struct strset *set, const char *s);
+bool strset_has(const struct strset *set, const char *s);
+void strset_free(struct strset *set);
 void sl_clear(struct strlist *l);
 void sl_free(struct strlist *l);
 

@@ -95,3 +95,64 @@ for i in range(70000): sys.stdout.write("%07d %s\n" % (i, "z" * 64))' >"$BATS_TE
 	[ "$status" -eq 0 ]
 	postfix_wait_mail $((before + 120))
 }
+
+@test "postfix: CHUNKING: the message goes in BDAT and arrives with its dots unstuffed" {
+	before=$(postfix_mail_count)
+	run ps_send -v -f s@example.test --subject "bdat $BATS_TEST_NUMBER" \
+		--body $'.one dot\n..two dots\n.' user@example.test
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"--> BDAT "*" LAST"* ]]
+	[[ "$output" != *"--> DATA"* ]]
+	postfix_wait_mail $((before + 1))
+	grep -q '^\.one dot$' "$POSTFIX_MAIL"
+	grep -q '^\.\.two dots$' "$POSTFIX_MAIL"
+}
+
+@test "postfix: DSN: NOTIFY=SUCCESS brings a real delivery report with ENVID; per-recipient NEVER is honoured" {
+	before=$(postfix_mail_count)
+	run ps_send -f dsn-sender@example.test -N success -V "envid-$BATS_TEST_NUMBER" -R hdrs \
+		--recipient-options 'quiet@example.test:NOTIFY=NEVER' \
+		--subject dsn --body b loud@example.test quiet@example.test
+	[ "$status" -eq 0 ]
+	# the two deliveries, then the report for the one that asked
+	postfix_wait_mail $((before + 3))
+	grep -q '^Subject: Successful Mail Delivery Report' "$POSTFIX_MAIL"
+	grep -q "^Original-Envelope-Id: envid-$BATS_TEST_NUMBER" "$POSTFIX_MAIL"
+	grep -q '^Final-Recipient: rfc822; loud@example.test' "$POSTFIX_MAIL"
+	! grep -q '^Final-Recipient: rfc822; quiet@example.test' "$POSTFIX_MAIL"
+}
+
+@test "postfix: a flush of 20 queued messages goes over one connection" {
+	export HOME="$BATS_TEST_TMPDIR"
+	before=$(postfix_mail_count)
+	for i in $(seq 1 20); do
+		printf 'Subject: queued %s\n\nbody\n' "$i" |
+			ps_send --queue --queue-dir "$HOME/q" -f s@example.test "q$i@example.test" >/dev/null
+	done
+	run "$SMTPSEND" -v -q --queue-dir "$HOME/q"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^\*\*\* connected to' <<<"$output")" -eq 1 ]
+	[ "$(grep -c '^--> RSET' <<<"$output")" -eq 19 ]
+	postfix_wait_mail $((before + 20))
+	[ -z "$(ls -A "$HOME/q")" ]
+}
+
+@test "postfix: SMTPUTF8: a UTF-8 local part goes with the SMTPUTF8 keyword and arrives" {
+	before=$(postfix_mail_count)
+	run ps_send -v -f s@example.test --subject "utf8 $BATS_TEST_NUMBER" --body b 'jösé@example.test'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"--> MAIL FROM:<s@example.test>"*" SMTPUTF8"* ]]
+	# (the trace shows bytes outside ASCII escaped)
+	[[ "$output" == *'--> RCPT TO:<j\xc3\xb6s\xc3\xa9@example.test>'* ]]
+	postfix_wait_mail $((before + 1))
+	grep -q "utf8 $BATS_TEST_NUMBER" "$POSTFIX_MAIL"
+}
+
+@test "postfix: SIZE: a message over the server's limit is refused before it is sent" {
+	limit=$(postconf -c "$POSTFIX_DIR" -h message_size_limit)
+	head -c $((limit + 1000)) /dev/zero | tr '\0' 'x' | fold -w 76 >"$BATS_TEST_TMPDIR/big"
+	run ps_send -v -f s@example.test --subject big --body-file "$BATS_TEST_TMPDIR/big" user@example.test
+	[ "$status" -eq 65 ]
+	[[ "$output" == *"accepts at most $limit"* ]]
+	[[ "$output" != *"--> MAIL FROM"* ]]
+}

@@ -9,6 +9,68 @@ load lib
 setup() {
 	export HOME="$BATS_TEST_TMPDIR"
 	export Q="$BATS_TEST_TMPDIR/q"
+	NS_PID=
+}
+
+teardown() {
+	if [[ -n "$NS_PID" ]]; then
+		kill -KILL "$NS_PID" 2>/dev/null
+		wait "$NS_PID" 2>/dev/null
+	fi
+	stop_all
+}
+
+# ns_start: a private mount namespace, held by a sleeping process of ours
+# (NS_PID), so that a tmpfs mounted in it goes away with it whatever
+# happens to the test: nothing is ever mounted in the test's own namespace.
+ns_start() {
+	local i
+	unshare -m --propagation private sleep 600 </dev/null >/dev/null 2>&1 3>&- &
+	NS_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		[[ "$(readlink "/proc/$NS_PID/ns/mnt" 2>/dev/null)" != "$(readlink /proc/self/ns/mnt)" ]] &&
+			[[ "$(readlink "/proc/$NS_PID/exe" 2>/dev/null)" == */sleep ]] && return 0
+		kill -0 "$NS_PID" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
+# inns CMD...: run CMD in that namespace
+inns() {
+	nsenter -t "$NS_PID" -m -- "$@"
+}
+
+# full_queue_fs: the queue directory as a 64 KiB tmpfs in a private mount
+# namespace (skips when that is not possible here).
+full_queue_fs() {
+	[[ "$(id -u)" == 0 ]] || skip "needs root to mount a tmpfs"
+	command -v unshare >/dev/null && command -v nsenter >/dev/null ||
+		skip "needs unshare and nsenter (util-linux)"
+	ns_start || skip "cannot create a private mount namespace (unshare -m)"
+	mkdir -p "$Q"
+	inns mount -t tmpfs -o size=64k,mode=0700 tmpfs "$Q" ||
+		skip "cannot mount a tmpfs in a private mount namespace"
+	[ "$(inns stat -f -c %T "$Q")" = tmpfs ]
+	# the test's own namespace never sees the mount
+	[ "$(stat -f -c %T "$Q")" != tmpfs ] || [ "$(stat -f -c %T "$BATS_TEST_TMPDIR")" = tmpfs ]
+}
+
+# server_unread: octets received but not yet read on the scripted server's
+# established connection(s) (/proc/net/tcp, rx_queue)
+server_unread() {
+	local port hex total=0
+	port=$(printf '0100007F:%04X' "$SMTPD_PORT")
+	for hex in $(awk -v p="$port" '$2 == p && $4 == "01" { split($5, q, ":"); print q[2] }' /proc/net/tcp); do
+		total=$((total + 16#$hex))
+	done
+	echo "$total"
+}
+
+# bigmsg LINES: a message of LINES lines of 77 octets (with the newline)
+bigmsg() {
+	printf 'Subject: big\n\n'
+	yes "$(printf '%076d' 0)" | head -n "$1"
 }
 
 msg() {
@@ -130,22 +192,30 @@ on RCPT TO:<never@*> reply 550 5.1.1 no such user')"
 	[[ "$output" == *"451 4.2.0 busy"* ]]
 }
 
-@test "ten concurrent flushes over 60 messages deliver each exactly once" {
+@test "ten concurrent flushes over 200 messages deliver each exactly once (counted by the server)" {
 	smtpd_start
-	for i in $(seq 1 60); do
+	for i in $(seq 1 200); do
 		msg "m$i" | ss --queue --queue-dir "$Q" "u$i@example.test" >/dev/null
 	done
+	[ "$(find "$Q" -name '*.queued' | wc -l)" -eq 200 ]
 	pids=()
 	for i in $(seq 1 10); do
-		"$SMTPSEND" -q --queue-dir "$Q" &
+		"$SMTPSEND" -q --queue-dir "$Q" 2>"$BATS_TEST_TMPDIR/flush.$i" &
 		pids+=($!)
 	done
-	for p in "${pids[@]}"; do wait "$p"; done
-	smtpd_wait_conns 60 20 || true
-	run bash -c "cat '$SMTPD_DIR'/env.* | grep -c '^RCPT'"
-	[ "$output" -eq 60 ]
-	run bash -c "grep -h '^Subject:' '$SMTPD_DIR'/msg.* | sort | uniq -d"
-	[ -z "$output" ]
+	fails=0
+	for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
+	cat "$BATS_TEST_TMPDIR"/flush.* >&2
+	[ "$fails" -eq 0 ]
+	# every message the server took: 200 complete ones, one recipient each,
+	# every recipient and every subject exactly once
+	[ "$(find "$SMTPD_DIR" -name 'msg.[0-9]*' ! -name '*.tmp' | wc -l)" -eq 200 ]
+	[ "$(cat "$SMTPD_DIR"/env.* | grep -c '^RCPT')" -eq 200 ]
+	[ "$(cat "$SMTPD_DIR"/env.* | grep '^RCPT' | sort -u | wc -l)" -eq 200 ]
+	[ "$(grep -h '^Subject:' "$SMTPD_DIR"/msg.* | sort -u | wc -l)" -eq 200 ]
+	for i in 1 77 200; do
+		[ "$(cat "$SMTPD_DIR"/env.* | grep -cx "RCPT TO:<u$i@example.test>")" -eq 1 ]
+	done
 	run ls -A "$Q"
 	[ -z "$output" ]
 }
@@ -273,4 +343,190 @@ on#2 RCPT* reply 451 4.7.1 greylisted')"
 	[ ! -e "$Q" ] || [ -z "$(ls -A "$Q")" ]
 	run "$SMTPSEND" -q a@example.test
 	[ "$status" -eq 64 ]
+}
+
+@test "SIGKILL of a flusher during DATA: no message on the server, the next flush sends it once" {
+	# no CHUNKING offered, so the body goes with DATA; the server answers 354
+	# and then reads nothing for 3 s: the 8.5 MB body cannot fit in the
+	# socket buffers, so the flusher is stuck mid-body
+	smtpd_start "$(smtpd_script <<'EOF'
+ehlo PIPELINING
+ehlo 8BITMIME
+ehlo SIZE 10485760
+on#1 DATA reply 354 go ahead
+then sleep 3000
+EOF
+)"
+	bigmsg 110000 | ss --queue --queue-dir "$Q" a@example.test >/dev/null
+	"$SMTPSEND" -q --queue-dir "$Q" &
+	pid=$!
+	# kill once the 354 went out and body octets wait, unread, on the
+	# server's side of the connection
+	for _ in $(seq 1 200); do
+		grep -q '^S: 354' "$SMTPD_DIR/transcript" 2>/dev/null &&
+			[ "$(server_unread)" -gt 0 ] && break
+		sleep 0.05
+	done
+	grep -q '^S: 354' "$SMTPD_DIR/transcript"
+	[ "$(server_unread)" -gt 0 ]
+	kill -KILL "$pid"
+	wait "$pid" || true
+	run ls "$Q"
+	[[ "$output" == *.sending ]]
+	[ "${#lines[@]}" -eq 1 ]
+	# the server is still asleep on the first connection; this flush waits
+	# for it, and its connection comes second
+	run "$SMTPSEND" -q --queue-dir "$Q"
+	[ "$status" -eq 0 ]
+	# the killed attempt: part of the body, no final dot, nothing saved
+	run grep -E '^C: <data [0-9]+ bytes, unterminated>' "$SMTPD_DIR/transcript"
+	[ "${#lines[@]}" -eq 1 ]
+	n=$(sed -E 's/^C: <data ([0-9]+) bytes.*/\1/' <<<"${lines[0]}")
+	[ "$n" -gt 0 ]
+	[ "$n" -lt 8470000 ]
+	sed -n '/^# connection 1 /,/^# connection 2 /p' "$SMTPD_DIR/transcript" >"$BATS_TEST_TMPDIR/conn1"
+	run ! grep -q '^# saved message' "$BATS_TEST_TMPDIR/conn1"
+	# the retry: one complete message, once
+	[ -f "$SMTPD_DIR/msg.1" ]
+	[ ! -e "$SMTPD_DIR/msg.2" ]
+	[ "$(stat -c %s "$SMTPD_DIR/msg.1")" -gt 8470000 ]
+	grep -qx 'RCPT TO:<a@example.test>' "$SMTPD_DIR/env.1"
+	run ls -A "$Q"
+	[ -z "$output" ]
+}
+
+@test "SIGKILL of a flusher between BDAT chunks: no message on the server, the next flush sends it once" {
+	# CHUNKING and no SIZE: the 16 MB body goes in several chunks; after
+	# the first one the server answers and then reads nothing for 3 s
+	smtpd_start "$(smtpd_script <<'EOF'
+ehlo PIPELINING
+ehlo 8BITMIME
+ehlo CHUNKING
+on#1 BDAT* default
+then sleep 3000
+EOF
+)"
+	bigmsg 210000 | ss --queue --queue-dir "$Q" a@example.test >/dev/null
+	"$SMTPSEND" -q --queue-dir "$Q" &
+	pid=$!
+	for _ in $(seq 1 200); do
+		grep -q '^S: 250 2.0.0 [0-9]* bytes received' "$SMTPD_DIR/transcript" 2>/dev/null &&
+			[ "$(server_unread)" -gt 0 ] && break
+		grep -q '^C: DATA' "$SMTPD_DIR/transcript" 2>/dev/null && break
+		sleep 0.05
+	done
+	if grep -q '^C: DATA' "$SMTPD_DIR/transcript"; then
+		kill -KILL "$pid"
+		wait "$pid" || true
+		skip "this build sends with DATA although CHUNKING is offered"
+	fi
+	grep -q '^S: 250 2.0.0 [0-9]* bytes received' "$SMTPD_DIR/transcript"
+	[ "$(server_unread)" -gt 0 ]
+	kill -KILL "$pid"
+	wait "$pid" || true
+	run ls "$Q"
+	[[ "$output" == *.sending ]]
+	[ "${#lines[@]}" -eq 1 ]
+	run "$SMTPSEND" -q --queue-dir "$Q"
+	[ "$status" -eq 0 ]
+	# the killed attempt: not all chunks, nothing saved
+	sed -n '/^# connection 1 /,/^# connection 2 /p' "$SMTPD_DIR/transcript" >"$BATS_TEST_TMPDIR/conn1"
+	# (a reset when the flusher died with a chunk's reply unread)
+	grep -Eq '^# end of connection 1: (.*during BDAT|ConnectionResetError)' "$BATS_TEST_TMPDIR/conn1"
+	run ! grep -q '^# saved message' "$BATS_TEST_TMPDIR/conn1"
+	run ! grep -q '^C: BDAT [0-9]* LAST' "$BATS_TEST_TMPDIR/conn1"
+	# the retry: one complete message, once
+	[ -f "$SMTPD_DIR/msg.1" ]
+	[ ! -e "$SMTPD_DIR/msg.2" ]
+	[ "$(stat -c %s "$SMTPD_DIR/msg.1")" -gt 16000000 ]
+	grep -qx 'RCPT TO:<a@example.test>' "$SMTPD_DIR/env.1"
+	run ls -A "$Q"
+	[ -z "$output" ]
+}
+
+@test "SIGKILL of a flusher after the 250 to the final dot, before the unlink: one duplicate, then an empty queue" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	strace -f -qq -o /dev/null true 2>/dev/null || skip "strace cannot trace here (ptrace not permitted)"
+	smtpd_start
+	msg dup | ss --queue --queue-dir "$Q" a@example.test >/dev/null
+	id=$(ls "$Q")
+	id=${id%.queued}
+	qdir=$(realpath "$Q")
+	# A delivered entry is removed with unlinkat(dirfd, "ID.sending"); the
+	# claim before it is a renameat2 and the spool's temporary file is
+	# removed with unlink on a path outside the queue.  So the first
+	# unlinkat on the queue directory (-P) is the finishing one: it gets
+	# SIGKILL instead of running.
+	run strace -f -qq -o "$BATS_TEST_TMPDIR/strace" -P "$qdir" -e trace=unlinkat \
+		-e inject=unlinkat:signal=KILL:when=1 "$SMTPSEND" -q --queue-dir "$Q"
+	cat "$BATS_TEST_TMPDIR/strace" >&2
+	[ "$status" -eq 137 ]
+	grep -q "unlinkat([0-9]*, \"$id.sending\", 0) = ?" "$BATS_TEST_TMPDIR/strace"
+	grep -q 'killed by SIGKILL' "$BATS_TEST_TMPDIR/strace"
+	# the server has the message and answered 250; the entry is still
+	# there, claimed
+	[ -f "$SMTPD_DIR/msg.1" ]
+	grep -q '^S: 250 2.0.0 queued as 1' "$SMTPD_DIR/transcript"
+	run ls -A "$Q"
+	[ "$output" = "$id.sending" ]
+	# the next flush sends it again: the one duplicate RFC 5321 6.1 allows
+	run "$SMTPSEND" -q --queue-dir "$Q"
+	[ "$status" -eq 0 ]
+	[ -f "$SMTPD_DIR/msg.2" ]
+	[ ! -e "$SMTPD_DIR/msg.3" ]
+	cmp "$SMTPD_DIR/msg.1" "$SMTPD_DIR/msg.2"
+	cmp "$SMTPD_DIR/env.1" "$SMTPD_DIR/env.2"
+	grep -qx 'RCPT TO:<a@example.test>' "$SMTPD_DIR/env.2"
+	run ls -A "$Q"
+	[ -z "$output" ]
+	# and no third copy
+	"$SMTPSEND" -q --queue-dir "$Q"
+	[ ! -e "$SMTPD_DIR/msg.3" ]
+}
+
+@test "a full queue file system: --queue of a 200 KB message exits 73, no partial or temporary file; a small one still fits" {
+	full_queue_fs
+	bigmsg 2600 >"$BATS_TEST_TMPDIR/big"
+	[ "$(stat -c %s "$BATS_TEST_TMPDIR/big")" -gt 200000 ]
+	run inns "$SMTPSEND" --host 127.0.0.1 --from me@example.test --queue --queue-dir "$Q" \
+		a@example.test <"$BATS_TEST_TMPDIR/big"
+	[ "$status" -eq 73 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" == "smtpsend: error: cannot write queue file $Q/"*": No space left on device" ]]
+	run inns ls -A "$Q"
+	[ -z "$output" ]
+	run inns "$SMTPSEND" -bp --queue-dir "$Q"
+	[[ "$output" == *"queue is empty"* ]]
+	# the space was given back: a message that fits is queued
+	run inns "$SMTPSEND" --host 127.0.0.1 --from me@example.test --queue --queue-dir "$Q" \
+		a@example.test < <(msg small)
+	[ "$status" -eq 0 ]
+	id=$output
+	run inns ls -A "$Q"
+	[ "$output" = "$id.queued" ]
+	inns grep -q '^Subject: small' "$Q/$id.queued"
+}
+
+@test "a full queue file system after a temporary failure: not reported as queued, exit 73, nothing left" {
+	full_queue_fs
+	bigmsg 2600 >"$BATS_TEST_TMPDIR/big"
+	printf 'queue_dir %s\n' "$Q" >"$HOME/.smtpsendrc"
+	port=$(free_port)
+	run inns "$SMTPSEND" --host 127.0.0.1 --port "$port" --from me@example.test \
+		a@example.test <"$BATS_TEST_TMPDIR/big"
+	[ "$status" -eq 73 ]
+	[[ "$output" != *"queued as"* ]]
+	[ "${#lines[@]}" -eq 2 ]
+	[[ "${lines[0]}" == *"cannot connect to 127.0.0.1"*[Rr]efused* ]]
+	[[ "${lines[1]}" == "smtpsend: error: cannot write queue file $Q/"*": No space left on device" ]]
+	run inns ls -A "$Q"
+	[ -z "$output" ]
+	# the same path with a message that fits: queued, exit 0
+	run inns "$SMTPSEND" --host 127.0.0.1 --port "$port" --from me@example.test \
+		a@example.test < <(msg small)
+	[ "$status" -eq 0 ]
+	[[ "$output" == "smtpsend: queued as "* ]]
+	run inns ls -A "$Q"
+	[[ "$output" == *.queued ]]
+	[ "${#lines[@]}" -eq 1 ]
 }
