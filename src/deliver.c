@@ -733,9 +733,10 @@ static int channel_transaction(struct deliver_channel *ch, const struct props *m
 			return 0;
 		/* A connection kept from an earlier message that turns out
 		 * dead before the server took our MAIL (it closed the idle
-		 * connection): connect again, once. */
+		 * connection, maybe with a 421 for the timeout): connect
+		 * again, once. */
 		if (reused && attempt == 0 && act != ACT_IDLE && !s->mail_ok && !s->body_sent &&
-		    s->err.reply == 0) {
+		    (s->err.reply == 0 || s->err.reply == 421)) {
 			log_info("the kept connection is gone (%s); connecting again", s->err.msg);
 			continue;
 		}

@@ -570,6 +570,9 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 
 void session_begin(struct session *s, struct envelope *env)
 {
+	/* after a transaction that did not end well the server may still
+	 * hold its MAIL: RSET then whatever SendRSET says */
+	bool prev_clean = s->delivered && !s->failed;
 	s->env = env;
 	s->next_rcpt = 0;
 	s->accepted = 0;
@@ -585,7 +588,7 @@ void session_begin(struct session *s, struct envelope *env)
 	s->lmtp_ok = 0;
 	err_clear(&s->err);
 	s->in_txn = true;
-	s->need_rset = s->transactions++ > 0 && s->cfg->send_rset;
+	s->need_rset = s->transactions++ > 0 && (s->cfg->send_rset || !prev_clean);
 	set_state(s, S_MAIL);
 }
 

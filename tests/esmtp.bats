@@ -380,3 +380,14 @@ EOF
 	[ "$status" -eq 69 ]
 	[ ! -e "$LIVE_DIR/msg.1" ]
 }
+
+@test "a kept connection answered with 421 (the server's idle timeout) is made again" {
+	export HOME="$BATS_TEST_TMPDIR"
+	smtpd_start "$(smtpd_script <<<'on#1 RSET reply 421 4.4.2 idle timeout')"
+	queue_n 2
+	run "$SMTPSEND" -q --queue-dir "$HOME/q"
+	[ "$status" -eq 0 ]
+	smtpd_wait_conns 2
+	[ -e "$SMTPD_DIR/msg.2" ]
+	[ -z "$(ls -A "$HOME/q")" ]
+}
