@@ -390,6 +390,10 @@ struct deliver_channel {
 
 	bool dead;               /* no relay could be reached: fatal repeats */
 	struct err fatal;
+
+	/* the message whose end is sent but not answered yet (async) */
+	deliver_outcome_fn pending_fn;
+	void *pending_ctx;
 };
 
 /* The relays of MailServer ("a, b, c"), in order. */
@@ -418,8 +422,12 @@ static void tls_opts_for(const struct deliver_channel *ch, struct tls_opts *o)
 }
 
 /* Pump the session until it is idle (ACT_IDLE) or over (ACT_DONE,
- * ACT_ABORT); the connection is closed when it is over. */
-static enum sess_action pump(struct deliver_channel *ch)
+ * ACT_ABORT); the connection is closed when it is over.  With may_defer,
+ * and a server that pipelines, it returns ACT_SEND_BODY right after the
+ * end of the message went out, its reply unread: the next transaction's
+ * commands then follow in the same group (RFC 2920), and its replies
+ * come after that reply. */
+static enum sess_action pump(struct deliver_channel *ch, bool may_defer)
 {
 	struct session *s = &ch->s;
 	struct conn *c = &ch->c;
@@ -472,6 +480,8 @@ static enum sess_action pump(struct deliver_channel *ch)
 				}
 				session_body_sent(s);
 			}
+			if (may_defer && s->caps.pipelining && s->cfg->hold)
+				return ACT_SEND_BODY;
 			continue;
 		}
 		if (ch->out.len && send_commands(c, &ch->out, s->secret_from, &ce) < 0) {
@@ -547,7 +557,7 @@ static int connect_relay(struct deliver_channel *ch, const char *host, struct er
 			   (ch->use == TLSUSE_STARTTLS_UNLESS_LOCAL && !ch->c.loopback);
 	session_init(&ch->s, &ch->cfg, NULL);
 	ch->session_live = true;
-	if (pump(ch) == ACT_IDLE)
+	if (pump(ch, false) == ACT_IDLE)
 		return 0;
 	*e = ch->s.err;
 	if (e->cls == ERR_OK)
@@ -681,9 +691,10 @@ void deliver_close(struct deliver_channel *ch)
 {
 	if (!ch)
 		return;
+	deliver_settle(ch);
 	if (ch->connected && ch->session_live && ch->s.state == S_READY) {
 		session_end(&ch->s);
-		pump(ch);
+		pump(ch, false);
 	}
 	drop_session(ch);
 	reply_free(&ch->r);
@@ -694,10 +705,75 @@ void deliver_close(struct deliver_channel *ch)
 	free(ch);
 }
 
-/* One transaction on the channel, connecting first when needed. */
+/* The outcome of the current transaction (or, with prev, of the one set
+ * aside) as deliver_send() reports it: 0 when the server took the
+ * message, else -1 with e set. */
+static int outcome(struct session *s, bool prev, struct deliver_result *res, struct err *e)
+{
+	struct txn_outcome t = prev ? s->prev
+				    : (struct txn_outcome){ .delivered = s->delivered,
+							     .failed = s->failed,
+							     .body_sent = s->body_sent,
+							     .dot_answered = s->dot_answered,
+							     .err = s->err };
+	memset(res, 0, sizeof *res);
+	res->caps = s->caps;
+	res->delivered = t.delivered;
+	res->possibly_delivered = !t.delivered && t.body_sent && !t.dot_answered;
+	if (t.delivered || !t.failed)
+		return t.delivered ? 0 : -1;
+	*e = t.err;
+	return -1;
+}
+
+/* Read what is still owed to the transaction set aside. */
+static void settle_prev(struct deliver_channel *ch)
+{
+	struct err ce;
+	while (ch->connected && !session_prev_settled(&ch->s)) {
+		err_clear(&ce);
+		if (read_reply(&ch->c, &ch->r, &ce) < 0) {
+			session_conn_failed(&ch->s, &ce);
+			drop_session(ch);
+			break;
+		}
+		session_reply(&ch->s, &ch->r);
+	}
+}
+
+/* Hand the outcome of the message whose end was left unanswered to its
+ * caller: from s->prev once a later transaction began, else from the
+ * session itself. */
+static void fire_pending(struct deliver_channel *ch, bool from_prev)
+{
+	struct deliver_result res;
+	struct err e = { 0 };
+	deliver_outcome_fn fn = ch->pending_fn;
+	if (!fn)
+		return;
+	ch->pending_fn = NULL;
+	int r = outcome(&ch->s, from_prev, &res, &e);
+	fn(ch->pending_ctx, r, &res, &e);
+}
+
+void deliver_settle(struct deliver_channel *ch)
+{
+	if (!ch || !ch->pending_fn)
+		return;
+	if (ch->connected) {
+		enum sess_action act = pump(ch, false);
+		if (act != ACT_IDLE)
+			drop_session(ch);
+	}
+	fire_pending(ch, false);
+}
+
+/* One transaction on the channel, connecting first when needed.  With
+ * may_defer it may return 1: the message went out and the server's
+ * answer to it is read later (deliver_send_async). */
 static int channel_transaction(struct deliver_channel *ch, const struct props *mp,
-			       struct message *m, struct envelope *env, struct deliver_result *res,
-			       struct err *e)
+			       struct message *m, struct envelope *env, bool may_defer,
+			       struct deliver_result *res, struct err *e)
 {
 	memset(res, 0, sizeof *res);
 	transaction_cfg(&ch->cfg, mp ? mp : ch->p);
@@ -722,8 +798,20 @@ static int channel_transaction(struct deliver_channel *ch, const struct props *m
 			}
 		}
 		struct session *s = &ch->s;
+		/* a message still waiting for its answer is set aside by
+		 * session_begin() and answered among this one's replies */
+		bool early = ch->pending_fn != NULL;
 		session_begin(s, env);
-		enum sess_action act = pump(ch);
+		enum sess_action act = pump(ch, may_defer);
+		bool deferred = act == ACT_SEND_BODY;
+		if (early) {
+			if (!deferred && act != ACT_IDLE)
+				drop_session(ch);
+			settle_prev(ch);
+			fire_pending(ch, true);
+		}
+		if (deferred)
+			return 1;
 		res->caps = s->caps;
 		res->delivered = s->delivered;
 		res->possibly_delivered = !s->delivered && s->body_sent && !s->dot_answered;
@@ -748,7 +836,21 @@ static int channel_transaction(struct deliver_channel *ch, const struct props *m
 int deliver_send(struct deliver_channel *ch, const struct props *p, struct message *m,
 		 struct envelope *env, struct deliver_result *res, struct err *e)
 {
-	return channel_transaction(ch, p, m, env, res, e);
+	return channel_transaction(ch, p, m, env, false, res, e);
+}
+
+void deliver_send_async(struct deliver_channel *ch, const struct props *p, struct message *m,
+			struct envelope *env, deliver_outcome_fn done, void *ctx)
+{
+	struct deliver_result res;
+	struct err e = { 0 };
+	int r = channel_transaction(ch, p, m, env, true, &res, &e);
+	if (r == 1) {
+		ch->pending_fn = done;
+		ch->pending_ctx = ctx;
+		return;
+	}
+	done(ctx, r, &res, &e);
 }
 
 /* The settings that make a connection what it is: messages whose
@@ -778,7 +880,7 @@ int deliver_message(const struct props *p, struct message *m, struct envelope *e
 	memset(res, 0, sizeof *res);
 	if (deliver_open(p, &ch, e) < 0)
 		return -1;
-	int r = channel_transaction(ch, NULL, m, env, res, e);
+	int r = channel_transaction(ch, NULL, m, env, false, res, e);
 	deliver_close(ch);
 	return r;
 }
@@ -793,7 +895,7 @@ static int run_once(const struct props *p, struct envelope *env, bool verify,
 		deliver_close(ch);
 		return -1;
 	}
-	int r = channel_transaction(ch, NULL, NULL, env, res, e);
+	int r = channel_transaction(ch, NULL, NULL, env, false, res, e);
 	deliver_close(ch);
 	/* these modes end with QUIT, never with a delivery */
 	if (r < 0 && e->cls == ERR_OK)

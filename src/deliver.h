@@ -56,7 +56,27 @@ int deliver_send(struct deliver_channel *ch, const struct props *p, struct messa
  * credentials, proxy, ...)?  Then their messages can share a channel. */
 bool deliver_same_connection(const struct props *a, const struct props *b);
 
-/* QUIT when connected, close, free.  NULL is fine. */
+/* The outcome of a message given to deliver_send_async(): rc, res and e
+ * as deliver_send() would have returned them. */
+typedef void (*deliver_outcome_fn)(void *ctx, int rc, const struct deliver_result *res,
+				   const struct err *e);
+
+/* As deliver_send(), but with a server that pipelines the call may
+ * return once the end of the message is written, before the server
+ * answered it: the next message's envelope then goes out at once, and
+ * the answer is read with that message's replies (RFC 2920).  done is
+ * called exactly once with the outcome: before this returns, or from the
+ * next deliver_send_async(), deliver_send(), deliver_settle() or
+ * deliver_close() on the channel.  m, env and p must stay valid until
+ * then. */
+void deliver_send_async(struct deliver_channel *ch, const struct props *p, struct message *m,
+			struct envelope *env, deliver_outcome_fn done, void *ctx);
+
+/* Read the answer to a message deliver_send_async() left pending, and
+ * report it. */
+void deliver_settle(struct deliver_channel *ch);
+
+/* Settle, QUIT when connected, close, free.  NULL is fine. */
 void deliver_close(struct deliver_channel *ch);
 
 struct tls_opts;

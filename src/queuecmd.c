@@ -155,83 +155,121 @@ static bool group_has_settings(const struct flush_group *g, const struct queue_e
 	return true;
 }
 
-/* Send one claimed entry and settle it. */
+/* One entry on its way: what its outcome needs, kept until the server
+ * answered it (a flush sends the next entry before that answer comes). */
+struct flush_job {
+	struct queue_claimed c;
+	struct props own, *p;    /* p: own, or the group's */
+	bool have_own;
+	struct message m;
+	struct envelope env;
+	struct strlist keys, values;
+	struct submit_opts o;
+	struct submit_report rep;
+	struct flush_counts *n;
+};
+
+/* Move the entry to its next state, count it, and free the job. */
+static void job_settle(struct flush_job *j, enum queue_outcome how, const char *reason)
+{
+	struct err fe = { 0 };
+	const char *id = j->c.meta.id;
+	if (queue_finish(&j->c, how, reason, j->p->keep_queue, j->p->queue_max_age, &fe) < 0) {
+		log_warn("queue %s: %s", id, fe.msg);
+		j->n->problems++;
+	} else if (how == QUEUE_DONE) {
+		j->n->sent++;
+	} else if (how == QUEUE_RETRY) {
+		j->n->retried++;
+		log_warn("queue %s: will be retried: %s", id, reason);
+	} else {
+		j->n->failed++;
+		log_warn("queue %s: failed for good: %s", id, reason);
+	}
+	submit_report_free(&j->rep);
+	message_free(&j->m);
+	envelope_free(&j->env);
+	if (j->have_own)
+		props_free(&j->own);
+	sl_free(&j->keys);
+	sl_free(&j->values);
+	queue_claimed_free(&j->c);
+	free(j);
+}
+
+/* What the report of a sending makes of the entry. */
+static void job_decide(struct flush_job *j)
+{
+	const struct submit_report *rep = &j->rep;
+	char reason[sizeof rep->v[0].msg + 16] = "";
+	enum queue_outcome how;
+	if (rep->delivered || rep->worst == ERR_OK) {
+		how = QUEUE_DONE;
+		for (size_t i = 0; i < rep->n; i++)
+			log_warn("queue %s: %s", j->c.meta.id, rep->v[i].msg);
+	} else {
+		/* only the message or its recipients can fail for good; a
+		 * configuration, authentication or server problem may be
+		 * fixed before the next attempt (and QueueMaxAge ends the
+		 * waiting) */
+		how = rep->worst == ERR_RCPT || rep->worst == ERR_DATA ? QUEUE_FAIL : QUEUE_RETRY;
+		snprintf(reason, sizeof reason, "%s", rep->n ? rep->v[rep->n - 1].msg : "failed");
+	}
+	job_settle(j, how, reason);
+}
+
+static void job_outcome(void *ctx, int rc, const struct deliver_result *res, const struct err *e)
+{
+	struct flush_job *j = ctx;
+	submit_end(&j->o, &j->env, &j->m, rc, res, e, &j->rep);
+	job_decide(j);
+}
+
+/* Send one claimed entry (taken over from *c); it is settled when the
+ * server has answered, maybe during the next entry's sending. */
 static void flush_one(const struct settings_layer *flusher, const char *dir,
 		      struct queue_claimed *c, struct flush_group *g, struct flush_counts *n)
 {
-	struct props own, *p = &own;
-	bool have_own = false;
-	struct message m;
-	struct envelope env = { 0 };
-	struct strlist keys = STRLIST_INIT, values = STRLIST_INIT;
+	struct flush_job *j = xcalloc(1, sizeof *j);
+	struct err e = { 0 };
+
+	j->c = *c;
+	memset(c, 0, sizeof *c);
+	c->fd = c->dirfd = -1;
+	j->n = n;
+	j->p = &j->own;
+	message_init(&j->m);
 	/* recipients refused for now after the others got it go back to the
 	 * queue as an entry of their own, with this entry's settings */
-	entry_settings(&c->meta, &keys, &values);
-	struct submit_opts o = { .queue_dir = dir, .queue_partial_only = true,
-				 .account = c->meta.account, .replay_keys = &keys,
-				 .replay_values = &values };
-	struct submit_report rep = { 0 };
-	struct err e = { 0 };
-	enum queue_outcome how = QUEUE_FAIL;
-	char reason[sizeof e.msg + 16] = "";
-	const char *id = c->meta.id;
-
-	message_init(&m);
+	entry_settings(&j->c.meta, &j->keys, &j->values);
+	j->o = (struct submit_opts){ .queue_dir = dir, .queue_partial_only = true,
+				     .account = j->c.meta.account, .replay_keys = &j->keys,
+				     .replay_values = &j->values };
 	int ok = 0;
-	if (group_has_settings(g, &c->meta)) {
+	if (group_has_settings(g, &j->c.meta)) {
 		/* the properties of the entry before: the same */
-		p = &g->p;
-		o.channel = g->channel;
+		j->p = &g->p;
+		j->o.channel = g->channel;
 		g->messages++;
 	} else {
-		have_own = true; /* entry_props() initialises own in any case */
-		ok = entry_props(flusher, &c->meta, &own, &e);
-		if (ok == 0 && !(o.channel = group_channel(g, flusher, &c->meta, &own, &e)))
+		j->have_own = true; /* entry_props() initialises own in any case */
+		ok = entry_props(flusher, &j->c.meta, &j->own, &e);
+		if (ok == 0 && !(j->o.channel = group_channel(g, flusher, &j->c.meta, &j->own, &e)))
 			ok = -1;
 	}
-	if (ok < 0 || queue_claimed_read(c, NULL, &m, &e) < 0 ||
-	    entry_envelope(&c->meta, &env, &e) < 0) {
+	if (ok < 0 || queue_claimed_read(&j->c, NULL, &j->m, &e) < 0 ||
+	    entry_envelope(&j->c.meta, &j->env, &e) < 0) {
 		/* a setting or a file that no longer works: try again later,
 		 * the user may fix the rc file */
-		how = QUEUE_RETRY;
-		snprintf(reason, sizeof reason, "%s", e.msg);
-	} else {
-		log_info("queue: sending %s (attempt %u)", id, c->meta.attempts + 1);
-		submit_prepared(p, &o, &env, &m, &rep);
-		if (rep.delivered || rep.worst == ERR_OK) {
-			how = QUEUE_DONE;
-			for (size_t i = 0; i < rep.n; i++)
-				log_warn("queue %s: %s", id, rep.v[i].msg);
-		} else {
-			/* only the message or its recipients can fail for
-			 * good; a configuration, authentication or server
-			 * problem may be fixed before the next attempt (and
-			 * QueueMaxAge ends the waiting) */
-			how = rep.worst == ERR_RCPT || rep.worst == ERR_DATA ? QUEUE_FAIL : QUEUE_RETRY;
-			snprintf(reason, sizeof reason, "%s",
-				 rep.n ? rep.v[rep.n - 1].msg : "failed");
-		}
+		job_settle(j, QUEUE_RETRY, e.msg);
+		return;
 	}
-	struct err fe = { 0 };
-	if (queue_finish(c, how, reason, p->keep_queue, p->queue_max_age, &fe) < 0) {
-		log_warn("queue %s: %s", id, fe.msg);
-		n->problems++;
-	} else if (how == QUEUE_DONE) {
-		n->sent++;
-	} else if (how == QUEUE_RETRY) {
-		n->retried++;
-		log_warn("queue %s: will be retried: %s", id, reason);
-	} else {
-		n->failed++;
-		log_warn("queue %s: failed for good: %s", id, reason);
+	log_info("queue: sending %s (attempt %u)", j->c.meta.id, j->c.meta.attempts + 1);
+	if (submit_begin(j->p, &j->o, &j->env, &j->m, &j->rep) <= 0) {
+		job_decide(j);
+		return;
 	}
-	submit_report_free(&rep);
-	message_free(&m);
-	envelope_free(&env);
-	if (have_own)
-		props_free(&own);
-	sl_free(&keys);
-	sl_free(&values);
+	deliver_send_async(j->o.channel, j->p, &j->m, &j->env, job_outcome, j);
 }
 
 int queuecmd_flush(const struct settings_layer *flusher, const char *dir, struct flush_counts *n,

@@ -243,7 +243,7 @@ static void next_batch(struct session *s, struct strbuf *out)
 	bool pipe = s->caps.pipelining;
 	size_t batch = 0;
 
-	if (s->next_rcpt == 0 && !s->mail_ok && s->qlen == 0 && !s->got_354) {
+	if (s->next_rcpt == 0 && !s->mail_ok && s->owed == s->prev_owed && !s->got_354) {
 		if (s->need_rset) {
 			/* RFC 2920: RSET may lead a pipelined group */
 			s->need_rset = false;
@@ -282,7 +282,7 @@ static void next_batch(struct session *s, struct strbuf *out)
 	}
 	if (s->next_rcpt == env->nrcpt && s->cfg->verify_only) {
 		/* -bv: the RCPT replies are the answer; nothing is sent */
-		if (!pipe && s->qlen)
+		if (!pipe && s->owed > s->prev_owed)
 			return;
 		sb_adds(out, "QUIT\r\n");
 		push(s, C_QUIT, 0);
@@ -455,8 +455,10 @@ static int on_auth(struct session *s, const struct reply *r)
 enum sess_action session_next(struct session *s, struct strbuf *out)
 {
 	s->secret_from = (size_t)-1;
-	if (s->owed)
-		return ACT_SEND; /* replies still owed: read them first */
+	/* replies still owed to this transaction: read them first (those
+	 * of the one before may follow its commands) */
+	if (s->owed > s->prev_owed)
+		return ACT_SEND;
 
 	if (s->failed && s->state != S_QUIT && s->state != S_DONE && s->state != S_READY) {
 		if (s->got_354 && !s->body_sent) {
@@ -568,11 +570,41 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 	return ACT_DONE;
 }
 
+/* Exchange the current transaction's outcome with s->prev. */
+static void swap_txn(struct session *s)
+{
+	struct txn_outcome cur = {
+		.env = s->env, .delivered = s->delivered, .failed = s->failed,
+		.body_sent = s->body_sent, .dot_answered = s->dot_answered, .err = s->err,
+		.lmtp_next = s->lmtp_next, .lmtp_ok = s->lmtp_ok,
+	};
+	s->env = s->prev.env;
+	s->delivered = s->prev.delivered;
+	s->failed = s->prev.failed;
+	s->body_sent = s->prev.body_sent;
+	s->dot_answered = s->prev.dot_answered;
+	s->err = s->prev.err;
+	s->lmtp_next = s->prev.lmtp_next;
+	s->lmtp_ok = s->prev.lmtp_ok;
+	s->prev = cur;
+}
+
+bool session_prev_settled(const struct session *s)
+{
+	return s->prev_owed == 0;
+}
+
 void session_begin(struct session *s, struct envelope *env)
 {
 	/* after a transaction that did not end well the server may still
-	 * hold its MAIL: RSET then whatever SendRSET says */
+	 * hold its MAIL: RSET then whatever SendRSET says (unknown yet for
+	 * one whose end is still unanswered: RSET) */
 	bool prev_clean = s->delivered && !s->failed;
+	if (s->owed && s->state == S_DOT && s->prev_owed == 0) {
+		swap_txn(s);
+		s->prev_owed = s->owed;
+		prev_clean = false;
+	}
 	s->env = env;
 	s->next_rcpt = 0;
 	s->accepted = 0;
@@ -677,17 +709,35 @@ static void on_lmtp_data(struct session *s, const struct reply *r)
 		fail_reply(s, ERR_TEMP, "server closing the connection", r);
 }
 
+static int reply_to(struct session *s, enum cmd_kind k, size_t idx, const struct reply *r);
+
 int session_reply(struct session *s, const struct reply *r)
 {
 	if (!s->owed)
 		return -1;
 	enum cmd_kind k = s->q[s->qhead].kind;
 	size_t idx = s->q[s->qhead].idx;
+	s->reply_last = s->q[s->qhead].count == 1;
 	if (--s->q[s->qhead].count == 0) {
 		s->qhead = (s->qhead + 1) % SESSION_MAXQ;
 		s->qlen--;
 	}
 	s->owed--;
+	if (s->prev_owed) {
+		/* owed to the transaction set aside: it alone is settled
+		 * (a 421 ends the connection for both, through quit_ok) */
+		s->prev_owed--;
+		swap_txn(s);
+		reply_to(s, k, idx, r);
+		swap_txn(s);
+		return s->quit_ok ? 0 : -1;
+	}
+	return reply_to(s, k, idx, r);
+}
+
+/* The reply r to the command of kind k (idx: its recipient, command). */
+static int reply_to(struct session *s, enum cmd_kind k, size_t idx, const struct reply *r)
+{
 
 	int cls = reply_class(r);
 	switch (k) {
@@ -822,7 +872,7 @@ int session_reply(struct session *s, const struct reply *r)
 	case C_LMTP_DOT:
 		s->dot_answered = true;
 		on_lmtp_data(s, r);
-		if (s->owed == 0 && !s->delivered && !s->failed) {
+		if (s->reply_last && !s->delivered && !s->failed) {
 			/* every recipient refused the data */
 			fail(s, refusal_class(s), SEED_PROTOCOL,
 			     "the LMTP server refused the message for every recipient");
@@ -878,9 +928,34 @@ void session_chunks_sent(struct session *s, size_t nchunks)
 	set_state(s, S_DOT);
 }
 
+/* The connection broke while the transaction awaited replies. */
+static void txn_lost(struct session *s, const struct err *e)
+{
+	if (s->failed)
+		return;
+	s->failed = true;
+	s->err = *e;
+	if (s->body_sent) {
+		/* The final dot went out but no reply came back: the
+		 * server may have accepted the message. */
+		char msg[sizeof s->err.msg];
+		snprintf(msg, sizeof msg, "%.700s after the message was sent: it may have been "
+			 "delivered (possible duplicate if sent again)", e->msg);
+		snprintf(s->err.msg, sizeof s->err.msg, "%s", msg);
+	}
+}
+
 void session_conn_failed(struct session *s, const struct err *e)
 {
 	s->quit_ok = false;
+	if (s->prev_owed) {
+		/* the transaction set aside never got its answer */
+		swap_txn(s);
+		if (!s->delivered)
+			txn_lost(s, e);
+		swap_txn(s);
+		s->prev_owed = 0;
+	}
 	if (s->state == S_QUIT || s->state == S_READY || (s->delivered && !s->owed)) {
 		/* lost after delivery (waiting for 221): harmless */
 		set_state(s, S_DONE);
@@ -888,18 +963,7 @@ void session_conn_failed(struct session *s, const struct err *e)
 		s->owed = 0;
 		return;
 	}
-	if (!s->failed) {
-		s->failed = true;
-		s->err = *e;
-		if (s->body_sent) {
-			/* The final dot went out but no reply came back: the
-			 * server may have accepted the message. */
-			char msg[sizeof s->err.msg];
-			snprintf(msg, sizeof msg, "%.700s after the message was sent: it may have been "
-				 "delivered (possible duplicate if sent again)", e->msg);
-			snprintf(s->err.msg, sizeof s->err.msg, "%s", msg);
-		}
-	}
+	txn_lost(s, e);
 	s->qlen = 0;
 	s->owed = 0;
 	set_state(s, S_DONE);

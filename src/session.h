@@ -107,7 +107,19 @@ enum cmd_kind {
 };
 
 #define SESSION_RCPT_BATCH 100
-#define SESSION_MAXQ (SESSION_RCPT_BATCH + 4)
+#define SESSION_MAXQ (SESSION_RCPT_BATCH + 8)
+
+/* What the replies to one transaction decide.  With cfg->hold the next
+ * transaction may begin while the end of this one's data is still
+ * unanswered (RFC 2920 lets MAIL follow the message content in one
+ * group): session_begin() then sets it aside as session.prev, and the
+ * replies owed to it, first in line, settle it there. */
+struct txn_outcome {
+	struct envelope *env;
+	bool delivered, failed, body_sent, dot_answered;
+	struct err err;
+	size_t lmtp_next, lmtp_ok;
+};
 
 struct session {
 	const struct session_cfg *cfg;
@@ -120,6 +132,9 @@ struct session {
 	struct { enum cmd_kind kind; size_t idx; size_t count; } q[SESSION_MAXQ];
 	size_t qhead, qlen;
 	size_t owed;           /* replies owed in all */
+	size_t prev_owed;      /* of which to the previous transaction (the first ones) */
+	struct txn_outcome prev; /* that transaction, while prev_owed > 0 and after */
+	bool reply_last;       /* the reply being handled is its entry's last */
 
 	size_t next_rcpt;      /* next recipient to send RCPT for */
 	size_t next_command;   /* commands mode: next one to send */
@@ -182,8 +197,15 @@ void session_body_sent(struct session *s);
 /* BDAT: nchunks chunks were written, the last with LAST. */
 void session_chunks_sent(struct session *s, size_t nchunks);
 
-/* cfg->hold, after ACT_IDLE: start a transaction for env. */
+/* cfg->hold, after ACT_IDLE: start a transaction for env.  Also right
+ * after the end of the data went out (state DOT, its reply not read
+ * yet), with PIPELINING: that transaction becomes s->prev, settled by the
+ * first replies read from then on (session_prev_settled()). */
 void session_begin(struct session *s, struct envelope *env);
+
+/* Has the transaction set aside by an early session_begin() got all its
+ * replies (or lost its connection)? */
+bool session_prev_settled(const struct session *s);
 
 /* cfg->hold, after ACT_IDLE: say QUIT. */
 void session_end(struct session *s);

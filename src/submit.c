@@ -668,10 +668,9 @@ static void queue_on_failure(const struct submit_opts *o, const struct envelope 
 	free(want);
 }
 
-int submit_prepared(struct props *p, const struct submit_opts *o, struct envelope *env,
-		    struct message *m, struct submit_report *rep)
+int submit_begin(const struct props *p, const struct submit_opts *o, struct envelope *env,
+		 struct message *m, struct submit_report *rep)
 {
-	struct deliver_result res;
 	struct err e = { 0 };
 
 	if (submit_finish_envelope(p, env, m, &e) < 0 ||
@@ -714,11 +713,14 @@ int submit_prepared(struct props *p, const struct submit_opts *o, struct envelop
 		}
 		return 0;
 	}
+	return 1;
+}
 
-	int r = o->verify_only ? deliver_verify(p, env, &res, &e)
-		: o->channel   ? deliver_send(o->channel, p, m, env, &res, &e)
-			       : deliver_message(p, m, env, &res, &e);
-	rep->delivered = res.delivered;
+int submit_end(const struct submit_opts *o, struct envelope *env, const struct message *m, int r,
+	       const struct deliver_result *res, const struct err *te, struct submit_report *rep)
+{
+	struct err e = *te;
+	rep->delivered = res->delivered;
 
 	/* Every refused recipient, then the transaction's error: the most
 	 * serious status of them all wins. */
@@ -737,8 +739,23 @@ int submit_prepared(struct props *p, const struct submit_opts *o, struct envelop
 	if (r < 0)
 		report(rep, &e);
 	if (rep->worst != ERR_OK && o->queue_dir && !o->verify_only)
-		queue_on_failure(o, env, m, res.delivered, rep);
+		queue_on_failure(o, env, m, res->delivered, rep);
 	return r < 0 || rep->n ? -1 : 0;
+}
+
+int submit_prepared(struct props *p, const struct submit_opts *o, struct envelope *env,
+		    struct message *m, struct submit_report *rep)
+{
+	struct deliver_result res;
+	struct err e = { 0 };
+
+	int b = submit_begin(p, o, env, m, rep);
+	if (b <= 0)
+		return b;
+	int r = o->verify_only ? deliver_verify(p, env, &res, &e)
+		: o->channel   ? deliver_send(o->channel, p, m, env, &res, &e)
+			       : deliver_message(p, m, env, &res, &e);
+	return submit_end(o, env, m, r, &res, &e, rep);
 }
 
 int submit_from_props(struct props *p, const struct submit_opts *o, struct submit_report *rep)

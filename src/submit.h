@@ -44,6 +44,18 @@ extern const char *submit_account_from;
  * delivery is -1 too: some recipients were refused). */
 int submit_from_props(struct props *p, const struct submit_opts *o, struct submit_report *rep);
 
+/* submit_prepared() in two halves, for a caller that sends in between
+ * (a queue flush, with deliver_send_async): submit_begin() settles and
+ * checks the envelope, and prints or queues when o says so; it returns 1
+ * when the message is to be sent, else what submit_prepared() would.
+ * submit_end() records the outcome of sending (rc, res, e as
+ * deliver_send returned them) as submit_prepared() does. */
+int submit_begin(const struct props *p, const struct submit_opts *o, struct envelope *env,
+		 struct message *m, struct submit_report *rep);
+struct deliver_result;
+int submit_end(const struct submit_opts *o, struct envelope *env, const struct message *m, int rc,
+	       const struct deliver_result *res, const struct err *e, struct submit_report *rep);
+
 /* Send a message already spooled with its envelope (for -bs).  Fills in
  * the body type and size; same return as submit_from_props. */
 int submit_prepared(struct props *p, const struct submit_opts *o, struct envelope *env,

@@ -391,3 +391,39 @@ EOF
 	[ -e "$SMTPD_DIR/msg.2" ]
 	[ -z "$(ls -A "$HOME/q")" ]
 }
+
+@test "a flush pipelines the next envelope behind the end of a message; a refusal there fails that message alone" {
+	export HOME="$BATS_TEST_TMPDIR"
+	smtpd_start "$(smtpd_script <<'EOF2'
+dot#2 reply 554 5.7.1 message 2 looks like spam
+EOF2
+)"
+	queue_n 3 --no-chunking
+	run "$SMTPSEND" -v -q --queue-dir "$HOME/q"
+	[ "$status" -eq 0 ]
+	# the second envelope went out before the answer to the first dot
+	run awk '/^--> \.$/{d=1; next} d && /^--> RSET/{print "early"; exit} d && /^<-- /{print "late"; exit}' <<<"$output"
+	[ "$output" = early ]
+	smtpd_wait_conns 1
+	[ "$(cat "$SMTPD_DIR/conns")" -eq 1 ]
+	[ "$(ls "$HOME/q" | grep -c '\.failed$')" -eq 1 ]
+	grep -q 'Subject: m2' "$HOME"/q/*.failed
+	grep -q 'message 2 looks like spam' "$HOME"/q/*.failed
+	[ "$(ls "$HOME/q" | grep -c '\.queued$')" -eq 0 ]
+}
+
+@test "a 421 in answer to a pipelined message's end: it is retried later, the next one goes on a new connection" {
+	export HOME="$BATS_TEST_TMPDIR"
+	smtpd_start "$(smtpd_script <<'EOF2'
+dot#2 reply 421 4.3.2 shutting down
+EOF2
+)"
+	queue_n 3 --no-chunking
+	run "$SMTPSEND" -q --queue-dir "$HOME/q"
+	[ "$status" -eq 0 ]
+	smtpd_wait_conns 2
+	# message 1 and 3 delivered, 2 back in the queue for a later try
+	[ "$(ls "$HOME/q" | grep -c '\.queued$')" -eq 1 ]
+	grep -q 'Subject: m2' "$HOME"/q/*.queued
+	grep -q 'Subject: m3' "$SMTPD_DIR"/msg.*
+}

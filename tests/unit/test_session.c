@@ -146,6 +146,34 @@ static const struct tcase cases[] = {
 	  "C: <IDLE>\nB: <BEGIN>\n"
 	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\nS: 421 closing\nX: <LOST>\n",
 	  false, ERR_TEMP, "hold" },
+	{ "hold: the next transaction begins before the end of the data is answered", true, "t:a@x",
+	  false, 0, true, true, false,
+	  "+P"
+	  "C: <IDLE>\nB: <BEGIN>\n"
+	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\nS: 250 ok\nS: 250 ok\nS: 354 go\nC: <BODY>\n"
+	  "B: <EARLY>\n"
+	  "C: RSET\nC: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\n"
+	  "S: 250 first queued\nS: 250 reset\nS: 250 ok\nS: 250 ok\nS: 354 go\nC: <BODY>\nS: 250 ok\n"
+	  "C: <IDLE>\nB: <END>\nC: QUIT\nS: 221 bye\n",
+	  true, ERR_OK, "hold early" },
+	{ "hold: the first message refused after the second began: only it fails", true, "t:a@x",
+	  false, 0, true, true, false,
+	  "+P"
+	  "C: <IDLE>\nB: <BEGIN>\n"
+	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\nS: 250 ok\nS: 250 ok\nS: 354 go\nC: <BODY>\n"
+	  "B: <EARLY>\n"
+	  "C: RSET\nC: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\n"
+	  "S: 554 5.7.1 spam\nS: 250 reset\nS: 250 ok\nS: 250 ok\nS: 354 go\nC: <BODY>\nS: 250 ok\n"
+	  "C: <IDLE>\nB: <END>\nC: QUIT\nS: 221 bye\n",
+	  true, ERR_OK, "hold early prevfail" },
+	{ "hold: 421 to the first message's end fails both", true, "t:a@x", false, 0, true, true, false,
+	  "+P"
+	  "C: <IDLE>\nB: <BEGIN>\n"
+	  "C: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\nS: 250 ok\nS: 250 ok\nS: 354 go\nC: <BODY>\n"
+	  "B: <EARLY>\n"
+	  "C: RSET\nC: MAIL FROM:<me@x>\nC: RCPT TO:<a@x>\nC: DATA\n"
+	  "S: 421 4.3.2 shutting down\nX: <LOST>\n",
+	  false, ERR_TEMP, "hold early prevfail" },
 	{ "hold: RSET refused fails the transaction", true, "t:a@x", false, 0, true, true, false,
 	  "+P"
 	  "C: <IDLE>\nB: <BEGIN>\n"
@@ -300,6 +328,11 @@ static const char *run(const struct tcase *t, struct session *s, struct envelope
 			if (act == ACT_ABORT)
 				break;
 			session_body_sent(s);
+			if (strncmp(p, "B: <EARLY>\n", 11) == 0) {
+				/* the next transaction before the dot's reply */
+				p += 11;
+				session_begin(s, env);
+			}
 			continue;
 		}
 		/* each command line must match a C: line */
@@ -364,6 +397,12 @@ int main(void)
 		ok(s.delivered == t->delivered && (t->delivered ? true : s.err.cls == t->cls),
 		   "%s: delivered=%d class=%d (want %d/%d) %s", t->name, s.delivered, s.err.cls,
 		   t->delivered, t->cls, s.err.msg);
+		if (has_mode(t, "early"))
+			ok(session_prev_settled(&s) &&
+			   s.prev.delivered == !has_mode(t, "prevfail") &&
+			   s.prev.failed == has_mode(t, "prevfail"),
+			   "%s: the first transaction settled, delivered=%d failed=%d (%s)", t->name,
+			   s.prev.delivered, s.prev.failed, s.prev.err.msg);
 		free_env(&env);
 	}
 
