@@ -379,6 +379,60 @@ EOF
 	delivered
 }
 
+@test "STARTTLS through socks4 (dante): verified, delivered" {
+	smtpd_start "$(smtpd_script <<<"starttls $CERTS/good.pem $CERTS/good.key")"
+	dante_start none
+	run send_tls -v --tls=starttls --proxy "socks4://127.0.0.1:$PROXY_PORT"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"certificate verified"* ]]
+	delivered
+}
+
+@test "STARTTLS through socks5h with user and password (dante): verified, delivered" {
+	dante_user
+	smtpd_start "$(smtpd_script <<<"starttls $CERTS/good.pem $CERTS/good.key")"
+	dante_start username
+	run send_tls -v --tls=starttls -C "$(rc rc "proxy socks5h://$PX_USER@127.0.0.1:$PROXY_PORT" \
+		"proxy_password $PX_PASS")"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"certificate verified"* ]]
+	delivered
+}
+
+@test "implicit TLS through socks5 with user and password (microsocks): verified, delivered" {
+	smtpd_start "$(smtpd_script <<<"implicit-tls $CERTS/good.pem $CERTS/good.key")"
+	microsocks_start bob secret
+	run send_tls -v --tls=implicit -C "$(rc rc "proxy socks5://bob@127.0.0.1:$PROXY_PORT" \
+		"proxy_password secret")"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"certificate verified"* ]]
+	delivered
+}
+
+@test "STARTTLS through http CONNECT with Basic authentication (tinyproxy): verified, delivered" {
+	smtpd_start "$(smtpd_script <<<"starttls $CERTS/good.pem $CERTS/good.key")"
+	tinyproxy_start bob s3cret
+	run send_tls -v --tls=starttls -C "$(rc rc "proxy http://bob@127.0.0.1:$PROXY_PORT" \
+		"proxy_password s3cret")"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"certificate verified"* ]]
+	delivered
+}
+
+@test "STARTTLS through socks4a (fake SOCKS4a relay): verified, delivered" {
+	smtpd_start "$(smtpd_script <<<"starttls $CERTS/good.pem $CERTS/good.key")"
+	fake_start <<'EOF'
+socks4-request
+connect
+send \x00\x5a\x00\x00\x00\x00\x00\x00
+relay
+EOF
+	run send_tls -v --tls=starttls --proxy "socks4a://127.0.0.1:$FAKE_PORT"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"certificate verified"* ]]
+	delivered
+}
+
 @test "an untrusted certificate through a proxy is still refused (69)" {
 	smtpd_start "$(smtpd_script <<<"implicit-tls $CERTS/selfsigned.pem $CERTS/selfsigned.key")"
 	microsocks_start
