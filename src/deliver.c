@@ -720,9 +720,17 @@ static int outcome(struct session *s, bool prev, struct deliver_result *res, str
 	res->caps = s->caps;
 	res->delivered = t.delivered;
 	res->possibly_delivered = !t.delivered && t.body_sent && !t.dot_answered;
-	if (t.delivered || !t.failed)
-		return t.delivered ? 0 : -1;
-	*e = t.err;
+	if (t.delivered)
+		return 0;
+	if (!t.failed && t.body_sent) {
+		/* never settled either way: treat it as unanswered, so that
+		 * the caller keeps the message (a duplicate, not a loss) */
+		err_set(e, ERR_TEMP, SEED_COMM, "no answer to the end of the message: it may have been "
+			"delivered (possible duplicate if sent again)");
+		return -1;
+	}
+	if (t.failed)
+		*e = t.err;
 	return -1;
 }
 
