@@ -59,17 +59,6 @@ static bool is_socks5(enum proxy_type t)
 
 /* ---- the URL ---- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode s[0..n) into a new string.  Errors: ERR_CONFIG for a
  * broken escape or %00 (the value is never shown: it may be a password). */
 static int pct_decode(const char *s, size_t n, const char *src, const char *what, char **out,
@@ -82,8 +71,8 @@ static int pct_decode(const char *s, size_t n, const char *src, const char *what
 			d[o++] = s[i];
 			continue;
 		}
-		int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-		int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+		int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+		int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
 		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
 			explicit_bzero(d, n + 1);
 			free(d);
@@ -845,24 +834,6 @@ static int socks5(struct hs *h)
 	return socks5_connect(h);
 }
 
-static void b64_encode(const unsigned char *p, size_t len, char *out)
-{
-	static const char d[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t o = 0;
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < len)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		out[o++] = d[v >> 18 & 63];
-		out[o++] = d[v >> 12 & 63];
-		out[o++] = i + 1 < len ? d[v >> 6 & 63] : '=';
-		out[o++] = i + 2 < len ? d[v & 63] : '=';
-	}
-	out[o] = '\0';
-}
-
 /* Append one request line to sb and trace it; secret_from as log_client. */
 static void http_line(struct strbuf *sb, size_t secret_from, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -901,7 +872,7 @@ static int http_request(struct hs *h)
 		memcpy(cred, h->px->user, ul);
 		cred[ul] = ':';
 		memcpy(cred + ul + 1, pw, pl);
-		b64_encode(cred, ul + 1 + pl, b64);
+		base64_encode(cred, ul + 1 + pl, b64);
 		http_line(&sb, sizeof auth - 1, "%s%s", auth, b64);
 		explicit_bzero(cred, sizeof cred);
 		explicit_bzero(b64, sizeof b64);

@@ -115,17 +115,6 @@ static void cache_store(struct tls_ctx *t)
 
 /* ---- small helpers ---- */
 
-static int hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 static void hex_colons(const unsigned char *p, size_t n, char *out, size_t outsz)
 {
 	size_t o = 0;
@@ -147,9 +136,9 @@ static int parse_pin(const char *s, unsigned char out[32], struct err *e)
 	else if (ascii_ncasecmp(p, "SHA-256:", 8) == 0)
 		p += 8;
 	for (; *p && *p != ' ' && *p != '\t'; p++) {
-		if (*p == ':' && nd && nd % 2 == 0 && hexval(p[1]) >= 0)
+		if (*p == ':' && nd && nd % 2 == 0 && hex_digit(p[1]) >= 0)
 			continue;
-		int v = hexval((unsigned char)*p);
+		int v = hex_digit((unsigned char)*p);
 		if (v < 0 || nd >= 64)
 			goto bad;
 		out[nd / 2] = (unsigned char)(nd % 2 ? out[nd / 2] | v : v << 4);

@@ -227,17 +227,6 @@ static const char *build_header(struct strbuf *sb, const struct queue_entry_meta
 	return NULL;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Undo put_value(); NULL with *why set on a bad value. */
 static char *unescape(const char *s, size_t n, const char **why)
 {
@@ -259,8 +248,8 @@ static char *unescape(const char *s, size_t n, const char **why)
 			i++;
 			continue;
 		}
-		if (i + 3 < n && s[i + 1] == 'x' && hexval(s[i + 2]) >= 0 && hexval(s[i + 3]) >= 0) {
-			int v = hexval(s[i + 2]) * 16 + hexval(s[i + 3]);
+		if (i + 3 < n && s[i + 1] == 'x' && hex_digit(s[i + 2]) >= 0 && hex_digit(s[i + 3]) >= 0) {
+			int v = hex_digit(s[i + 2]) * 16 + hex_digit(s[i + 3]);
 			if (v == 0) {
 				*why = "escaped NUL";
 				goto bad;
@@ -1369,30 +1358,11 @@ void queue_sync_dir(const char *dir)
 
 int queue_claim(const char *dir, struct queue_claimed *c, struct err *e)
 {
-	struct strlist tmps = STRLIST_INIT;
-	struct dirent_ent *ents = NULL;
-	size_t n = 0;
-	time_t now = time(NULL);
-	int rc = 0;
-
-	memset(c, 0, sizeof *c);
-	c->fd = -1;
-	c->dirfd = open_dir(dir, false, e);
-	if (c->dirfd == -2) {
-		c->dirfd = -1;
-		return 0;
-	}
-	if (c->dirfd < 0)
-		return -1;
-	c->dir = strip_slashes(dir);
-	if (scan_dir(c->dirfd, c->dir, &ents, &n, &tmps, e) < 0)
-		return -1;
-	remove_stale(c, &tmps, now);
-	for (size_t i = 0; i < n && rc == 0; i++)
-		if (ents[i].st == QSTATE_QUEUED || ents[i].st == QSTATE_SENDING)
-			rc = try_claim(c, &ents[i], now);
-	ents_free(ents, n);
-	sl_free(&tmps);
+	/* a scan of its own, used once */
+	struct queue_scan *scan = queue_scan_new();
+	int rc = queue_claim_next(dir, scan, c, e);
+	c->batched = false;
+	queue_scan_free(scan);
 	return rc;
 }
 

@@ -86,26 +86,10 @@ static const struct mech *find_mech(const char *name)
 
 /* ---- base64 (RFC 4648, no line breaks, padding required) ---- */
 
-static const char b64chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 static char *b64_encode(const void *data, size_t len)
 {
-	const unsigned char *p = data;
-	char *out = xmalloc((len + 2) / 3 * 4 + 1);
-	size_t o = 0;
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < len)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		out[o++] = b64chars[(v >> 18) & 63];
-		out[o++] = b64chars[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? b64chars[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? b64chars[v & 63] : '=';
-	}
-	out[o] = '\0';
+	char *out = xmalloc(BASE64_SIZE(len));
+	base64_encode(data, len, out);
 	return out;
 }
 

@@ -89,6 +89,23 @@ static void push(struct session *s, enum cmd_kind k, size_t idx)
 	push_n(s, k, idx, 1);
 }
 
+/* Say QUIT; its reply ends the session. */
+static enum sess_action say_quit(struct session *s, struct strbuf *out)
+{
+	set_state(s, S_QUIT);
+	sb_adds(out, "QUIT\r\n");
+	push(s, C_QUIT, 0);
+	return ACT_SEND;
+}
+
+/* The transaction is over and the connection usable (hold mode). */
+static enum sess_action go_idle(struct session *s)
+{
+	s->in_txn = false;
+	set_state(s, S_READY);
+	return ACT_IDLE;
+}
+
 /* Fail the transaction with the server's reply attached (error 161). */
 static void fail_reply(struct session *s, enum err_class cls, const char *what,
 		       const struct reply *r)
@@ -284,9 +301,7 @@ static void next_batch(struct session *s, struct strbuf *out)
 		/* -bv: the RCPT replies are the answer; nothing is sent */
 		if (!pipe && s->owed > s->prev_owed)
 			return;
-		sb_adds(out, "QUIT\r\n");
-		push(s, C_QUIT, 0);
-		set_state(s, S_QUIT);
+		say_quit(s, out);
 		return;
 	}
 	if (s->next_rcpt == env->nrcpt && use_bdat(s)) {
@@ -475,14 +490,9 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 		if (s->in_txn && s->cfg->hold) {
 			/* only this transaction failed: the connection can
 			 * carry the next one (after RSET) */
-			s->in_txn = false;
-			set_state(s, S_READY);
-			return ACT_IDLE;
+			return go_idle(s);
 		}
-		set_state(s, S_QUIT);
-		sb_adds(out, "QUIT\r\n");
-		push(s, C_QUIT, 0);
-		return ACT_SEND;
+		return say_quit(s, out);
 	}
 
 	switch (s->state) {
@@ -511,8 +521,7 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 	case S_MAIL:
 		if (!s->in_txn) {
 			/* greeting, EHLO, TLS and AUTH are done */
-			set_state(s, S_READY);
-			return ACT_IDLE;
+			return go_idle(s);
 		}
 		if (s->cfg->commands) {
 			/* one at a time: a raw command's reply can be anything */
@@ -520,9 +529,7 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 				sb_addf(out, "%s\r\n", s->cfg->commands->v[s->next_command]);
 				push(s, C_USER, s->next_command++);
 			} else {
-				set_state(s, S_QUIT);
-				sb_adds(out, "QUIT\r\n");
-				push(s, C_QUIT, 0);
+				say_quit(s, out);
 			}
 			return ACT_SEND;
 		}
@@ -546,22 +553,13 @@ enum sess_action session_next(struct session *s, struct strbuf *out)
 		return ACT_SEND_BODY;
 	case S_DOT:
 		/* the end of the data has been answered */
-		if (s->cfg->hold) {
-			s->in_txn = false;
-			set_state(s, S_READY);
-			return ACT_IDLE;
-		}
-		set_state(s, S_QUIT);
-		sb_adds(out, "QUIT\r\n");
-		push(s, C_QUIT, 0);
-		return ACT_SEND;
+		if (s->cfg->hold)
+			return go_idle(s);
+		return say_quit(s, out);
 	case S_READY:
 		if (!s->ending)
 			return ACT_IDLE;
-		set_state(s, S_QUIT);
-		sb_adds(out, "QUIT\r\n");
-		push(s, C_QUIT, 0);
-		return ACT_SEND;
+		return say_quit(s, out);
 	case S_QUIT:
 	case S_DONE:
 		set_state(s, S_DONE);

@@ -276,6 +276,38 @@ void sb_add_shell_word(struct strbuf *sb, const char *s)
 	sb_addc(sb, '\'');
 }
 
+size_t base64_encode(const void *data, size_t len, char *out)
+{
+	static const char digits[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = data;
+	size_t o = 0;
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+		if (i + 1 < len)
+			v |= (unsigned)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		out[o++] = digits[(v >> 18) & 63];
+		out[o++] = digits[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? digits[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < len ? digits[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return o;
+}
+
+int hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 int base64_digit(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')

@@ -78,6 +78,15 @@ void sb_add_shell_word(struct strbuf *sb, const char *s);
 /* The value of a base64 digit (RFC 4648), or -1. */
 int base64_digit(unsigned char c);
 
+/* Room base64_encode() needs for len bytes, its NUL included. */
+#define BASE64_SIZE(len) (((len) + 2) / 3 * 4 + 1)
+/* Encode data[0..len) as base64 (RFC 4648, padded, no line breaks) into
+ * out (BASE64_SIZE(len) bytes), NUL-terminated; returns the length. */
+size_t base64_encode(const void *data, size_t len, char *out);
+
+/* The value of a hexadecimal digit (either case), or -1. */
+int hex_digit(int c);
+
 /* Write all of buf to fd, retrying on EINTR and short writes. -1 on error. */
 int write_all(int fd, const void *buf, size_t len);
 
