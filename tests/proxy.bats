@@ -359,78 +359,74 @@ EOF
 
 # ---- TLS through the tunnel ----
 
-@test "STARTTLS through socks5 (dante): verified, delivered" {
-	smtpd_start "$(smtpd_script <<<"starttls $CERTS/good.pem $CERTS/good.key")"
-	dante_start none
-	run send_tls -v --tls=starttls --proxy "socks5://127.0.0.1:$PROXY_PORT"
+# tls_server starttls|implicit: the scriptable server with a trusted
+# certificate, for STARTTLS or from the first byte.
+tls_server() {
+	local how=starttls
+	[[ $1 == implicit ]] && how=implicit-tls
+	smtpd_start "$(smtpd_script <<<"$how $CERTS/good.pem $CERTS/good.key")"
+}
+
+# tls_delivered starttls|implicit ARGS...: sent with that TLS mode and
+# ARGS (naming the proxy), the certificate verified, the message delivered.
+tls_delivered() {
+	local mode=$1
+	shift
+	run send_tls -v --tls="$mode" "$@"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"certificate verified"* ]]
 	delivered
+}
+
+@test "STARTTLS through socks5 (dante): verified, delivered" {
+	tls_server starttls
+	dante_start none
+	tls_delivered starttls --proxy "socks5://127.0.0.1:$PROXY_PORT"
 	run awk '/TLS/{t=1} /^C: MAIL/{print t+0; exit}' "$SMTPD_DIR/transcript"
 	[ "$output" = 1 ]
 }
 
 @test "implicit TLS through http CONNECT (tinyproxy): verified, delivered" {
-	smtpd_start "$(smtpd_script <<<"implicit-tls $CERTS/good.pem $CERTS/good.key")"
+	tls_server implicit
 	tinyproxy_start
-	run send_tls -v --tls=implicit --proxy "http://127.0.0.1:$PROXY_PORT"
-	[ "$status" -eq 0 ]
-	[[ "$output" == *"certificate verified"* ]]
-	delivered
+	tls_delivered implicit --proxy "http://127.0.0.1:$PROXY_PORT"
 }
 
 @test "STARTTLS through socks4 (dante): verified, delivered" {
-	smtpd_start "$(smtpd_script <<<"starttls $CERTS/good.pem $CERTS/good.key")"
+	tls_server starttls
 	dante_start none
-	run send_tls -v --tls=starttls --proxy "socks4://127.0.0.1:$PROXY_PORT"
-	[ "$status" -eq 0 ]
-	[[ "$output" == *"certificate verified"* ]]
-	delivered
+	tls_delivered starttls --proxy "socks4://127.0.0.1:$PROXY_PORT"
 }
 
 @test "STARTTLS through socks5h with user and password (dante): verified, delivered" {
 	dante_user
-	smtpd_start "$(smtpd_script <<<"starttls $CERTS/good.pem $CERTS/good.key")"
+	tls_server starttls
 	dante_start username
-	run send_tls -v --tls=starttls -C "$(rc rc "proxy socks5h://$PX_USER@127.0.0.1:$PROXY_PORT" \
+	tls_delivered starttls -C "$(rc rc "proxy socks5h://$PX_USER@127.0.0.1:$PROXY_PORT" \
 		"proxy_password $PX_PASS")"
-	[ "$status" -eq 0 ]
-	[[ "$output" == *"certificate verified"* ]]
-	delivered
 }
 
 @test "implicit TLS through socks5 with user and password (microsocks): verified, delivered" {
-	smtpd_start "$(smtpd_script <<<"implicit-tls $CERTS/good.pem $CERTS/good.key")"
+	tls_server implicit
 	microsocks_start bob secret
-	run send_tls -v --tls=implicit -C "$(rc rc "proxy socks5://bob@127.0.0.1:$PROXY_PORT" \
-		"proxy_password secret")"
-	[ "$status" -eq 0 ]
-	[[ "$output" == *"certificate verified"* ]]
-	delivered
+	tls_delivered implicit -C "$(rc rc "proxy socks5://bob@127.0.0.1:$PROXY_PORT" "proxy_password secret")"
 }
 
 @test "STARTTLS through http CONNECT with Basic authentication (tinyproxy): verified, delivered" {
-	smtpd_start "$(smtpd_script <<<"starttls $CERTS/good.pem $CERTS/good.key")"
+	tls_server starttls
 	tinyproxy_start bob s3cret
-	run send_tls -v --tls=starttls -C "$(rc rc "proxy http://bob@127.0.0.1:$PROXY_PORT" \
-		"proxy_password s3cret")"
-	[ "$status" -eq 0 ]
-	[[ "$output" == *"certificate verified"* ]]
-	delivered
+	tls_delivered starttls -C "$(rc rc "proxy http://bob@127.0.0.1:$PROXY_PORT" "proxy_password s3cret")"
 }
 
 @test "STARTTLS through socks4a (fake SOCKS4a relay): verified, delivered" {
-	smtpd_start "$(smtpd_script <<<"starttls $CERTS/good.pem $CERTS/good.key")"
+	tls_server starttls
 	fake_start <<'EOF'
 socks4-request
 connect
 send \x00\x5a\x00\x00\x00\x00\x00\x00
 relay
 EOF
-	run send_tls -v --tls=starttls --proxy "socks4a://127.0.0.1:$FAKE_PORT"
-	[ "$status" -eq 0 ]
-	[[ "$output" == *"certificate verified"* ]]
-	delivered
+	tls_delivered starttls --proxy "socks4a://127.0.0.1:$FAKE_PORT"
 }
 
 @test "an untrusted certificate through a proxy is still refused (69)" {

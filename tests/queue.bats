@@ -67,6 +67,43 @@ server_unread() {
 	echo "$total"
 }
 
+# kill_stuck_flusher PID PATTERN [SKIP]: once the transcript shows
+# PATTERN and body octets wait unread on the server's side, SIGKILL the
+# flusher PID and check that its entry is left as the one ID.sending.  When
+# the transcript shows SKIP instead, the test is skipped.
+kill_stuck_flusher() {
+	local pid=$1 pattern=$2 skip_pattern=${3:-}
+	for _ in $(seq 1 200); do
+		grep -q "$pattern" "$SMTPD_DIR/transcript" 2>/dev/null &&
+			[ "$(server_unread)" -gt 0 ] && break
+		[[ -n "$skip_pattern" ]] && grep -q "$skip_pattern" "$SMTPD_DIR/transcript" 2>/dev/null && break
+		sleep 0.05
+	done
+	if [[ -n "$skip_pattern" ]] && grep -q "$skip_pattern" "$SMTPD_DIR/transcript"; then
+		kill -KILL "$pid"
+		wait "$pid" || true
+		skip "this build sends with DATA although CHUNKING is offered"
+	fi
+	grep -q "$pattern" "$SMTPD_DIR/transcript"
+	[ "$(server_unread)" -gt 0 ]
+	kill -KILL "$pid"
+	wait "$pid" || true
+	run ls "$Q"
+	[[ "$output" == *.sending ]]
+	[ "${#lines[@]}" -eq 1 ]
+}
+
+# delivered_once MINSIZE: the server holds one complete message of more
+# than MINSIZE octets for a@example.test, and the queue is empty.
+delivered_once() {
+	[ -f "$SMTPD_DIR/msg.1" ]
+	[ ! -e "$SMTPD_DIR/msg.2" ]
+	[ "$(stat -c %s "$SMTPD_DIR/msg.1")" -gt "$1" ]
+	grep -qx 'RCPT TO:<a@example.test>' "$SMTPD_DIR/env.1"
+	run ls -A "$Q"
+	[ -z "$output" ]
+}
+
 # bigmsg LINES: a message of LINES lines of 77 octets (with the newline)
 bigmsg() {
 	printf 'Subject: big\n\n'
@@ -362,18 +399,7 @@ EOF
 	pid=$!
 	# kill once the 354 went out and body octets wait, unread, on the
 	# server's side of the connection
-	for _ in $(seq 1 200); do
-		grep -q '^S: 354' "$SMTPD_DIR/transcript" 2>/dev/null &&
-			[ "$(server_unread)" -gt 0 ] && break
-		sleep 0.05
-	done
-	grep -q '^S: 354' "$SMTPD_DIR/transcript"
-	[ "$(server_unread)" -gt 0 ]
-	kill -KILL "$pid"
-	wait "$pid" || true
-	run ls "$Q"
-	[[ "$output" == *.sending ]]
-	[ "${#lines[@]}" -eq 1 ]
+	kill_stuck_flusher "$pid" '^S: 354'
 	# the server is still asleep on the first connection; this flush waits
 	# for it, and its connection comes second
 	run "$SMTPSEND" -q --queue-dir "$Q"
@@ -387,12 +413,7 @@ EOF
 	sed -n '/^# connection 1 /,/^# connection 2 /p' "$SMTPD_DIR/transcript" >"$BATS_TEST_TMPDIR/conn1"
 	run ! grep -q '^# saved message' "$BATS_TEST_TMPDIR/conn1"
 	# the retry: one complete message, once
-	[ -f "$SMTPD_DIR/msg.1" ]
-	[ ! -e "$SMTPD_DIR/msg.2" ]
-	[ "$(stat -c %s "$SMTPD_DIR/msg.1")" -gt 8470000 ]
-	grep -qx 'RCPT TO:<a@example.test>' "$SMTPD_DIR/env.1"
-	run ls -A "$Q"
-	[ -z "$output" ]
+	delivered_once 8470000
 }
 
 @test "SIGKILL of a flusher between BDAT chunks: no message on the server, the next flush sends it once" {
@@ -409,24 +430,7 @@ EOF
 	bigmsg 210000 | ss --queue --queue-dir "$Q" a@example.test >/dev/null
 	"$SMTPSEND" -q --queue-dir "$Q" &
 	pid=$!
-	for _ in $(seq 1 200); do
-		grep -q '^S: 250 2.0.0 [0-9]* bytes received' "$SMTPD_DIR/transcript" 2>/dev/null &&
-			[ "$(server_unread)" -gt 0 ] && break
-		grep -q '^C: DATA' "$SMTPD_DIR/transcript" 2>/dev/null && break
-		sleep 0.05
-	done
-	if grep -q '^C: DATA' "$SMTPD_DIR/transcript"; then
-		kill -KILL "$pid"
-		wait "$pid" || true
-		skip "this build sends with DATA although CHUNKING is offered"
-	fi
-	grep -q '^S: 250 2.0.0 [0-9]* bytes received' "$SMTPD_DIR/transcript"
-	[ "$(server_unread)" -gt 0 ]
-	kill -KILL "$pid"
-	wait "$pid" || true
-	run ls "$Q"
-	[[ "$output" == *.sending ]]
-	[ "${#lines[@]}" -eq 1 ]
+	kill_stuck_flusher "$pid" '^S: 250 2.0.0 [0-9]* bytes received' '^C: DATA'
 	run "$SMTPSEND" -q --queue-dir "$Q"
 	[ "$status" -eq 0 ]
 	# the killed attempt: not all chunks, nothing saved
@@ -436,12 +440,7 @@ EOF
 	run ! grep -q '^# saved message' "$BATS_TEST_TMPDIR/conn1"
 	run ! grep -q '^C: BDAT [0-9]* LAST' "$BATS_TEST_TMPDIR/conn1"
 	# the retry: one complete message, once
-	[ -f "$SMTPD_DIR/msg.1" ]
-	[ ! -e "$SMTPD_DIR/msg.2" ]
-	[ "$(stat -c %s "$SMTPD_DIR/msg.1")" -gt 16000000 ]
-	grep -qx 'RCPT TO:<a@example.test>' "$SMTPD_DIR/env.1"
-	run ls -A "$Q"
-	[ -z "$output" ]
+	delivered_once 16000000
 }
 
 @test "SIGKILL of a flusher after the 250 to the final dot, before the unlink: one duplicate, then an empty queue" {
