@@ -63,6 +63,9 @@ void conn_abs_timeout_err(struct err *e, long timeout_s, const char *fmt, ...)
 /* Read more bytes into rbuf after compacting it.  Errors: ERR_TEMP. */
 static int fill(struct conn *c, int64_t deadline_ms, struct err *e)
 {
+	/* never wait for a reply to bytes still in our own buffer */
+	if (c->wlen && conn_flush(c, e) < 0)
+		return -1;
 	if (c->rstart == c->rend) {
 		c->rstart = c->rend = 0;
 	} else if (c->rstart > 0) {

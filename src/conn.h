@@ -75,7 +75,8 @@ int conn_read_exact(struct conn *c, void *buf, size_t len, int64_t deadline_ms, 
 /* Bytes received but not yet consumed (buffered here or in the transport). */
 size_t conn_unread(struct conn *c);
 
-/* Buffered write; the buffer is flushed when full.  Errors: ERR_TEMP. */
+/* Buffered write; the buffer is flushed when full, and before any read
+ * waits for the server.  Errors: ERR_TEMP. */
 int conn_write(struct conn *c, const void *buf, size_t len, struct err *e);
 /* Write out the buffer: every write of every transport passes here, so
  * this is where max_rate is enforced (in slices of 1/10 s, sleeping as

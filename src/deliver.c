@@ -198,7 +198,10 @@ static int body_sink(void *ctx, const char *buf, size_t len, struct err *e)
 	return conn_write(b->c, b->out, n, e);
 }
 
-static int send_body(struct conn *c, const struct message *m, struct err *e)
+/* The message through the dot-stuffer, then the final dot.  With
+ * hold_tail what is left in the write buffer stays there: the next
+ * transaction's commands (or the next read) take it along. */
+static int send_body(struct conn *c, const struct message *m, bool hold_tail, struct err *e)
 {
 	struct body_ctx b = { .c = c };
 	char tail[DOTSTUFF_FINISH_MAX];
@@ -213,7 +216,7 @@ static int send_body(struct conn *c, const struct message *m, struct err *e)
 		size_t n = dotstuff_finish(&b.ds, tail);
 		rc = conn_write(c, tail, n, e);
 	}
-	if (rc == 0)
+	if (rc == 0 && !hold_tail)
 		rc = conn_flush(c, e);
 	free(b.out);
 	if (rc == 0) {
@@ -474,7 +477,7 @@ static enum sess_action pump(struct deliver_channel *ch, bool may_defer)
 				}
 				session_chunks_sent(s, n);
 			} else {
-				if (send_body(c, ch->m, &ce) < 0) {
+				if (send_body(c, ch->m, may_defer && s->caps.pipelining && s->cfg->hold, &ce) < 0) {
 					session_conn_failed(s, &ce);
 					continue;
 				}
