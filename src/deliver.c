@@ -397,6 +397,9 @@ struct deliver_channel {
 	/* the message whose end is sent but not answered yet (async) */
 	deliver_outcome_fn pending_fn;
 	void *pending_ctx;
+
+	deliver_idle_fn idle_fn;  /* see deliver_set_idle() */
+	void *idle_ctx;
 };
 
 /* The relays of MailServer ("a, b, c"), in order. */
@@ -491,6 +494,8 @@ static enum sess_action pump(struct deliver_channel *ch, bool may_defer)
 			session_conn_failed(s, &ce);
 			continue;
 		}
+		if (ch->idle_fn && ch->out.len && session_expected(s) && conn_unread(c) == 0)
+			ch->idle_fn(ch->idle_ctx);
 		while (session_expected(s)) {
 			if (read_reply(c, &ch->r, &ce) < 0) {
 				/* A malformed reply ends the session like a lost
@@ -765,6 +770,12 @@ static void fire_pending(struct deliver_channel *ch, bool from_prev)
 	ch->pending_fn = NULL;
 	int r = outcome(&ch->s, from_prev, &res, &e);
 	fn(ch->pending_ctx, r, &res, &e);
+}
+
+void deliver_set_idle(struct deliver_channel *ch, deliver_idle_fn fn, void *ctx)
+{
+	ch->idle_fn = fn;
+	ch->idle_ctx = ctx;
 }
 
 void deliver_settle(struct deliver_channel *ch)

@@ -72,6 +72,14 @@ typedef void (*deliver_outcome_fn)(void *ctx, int rc, const struct deliver_resul
 void deliver_send_async(struct deliver_channel *ch, const struct props *p, struct message *m,
 			struct envelope *env, deliver_outcome_fn done, void *ctx);
 
+/* Work for the time the server is busy: fn(ctx) is called when the
+ * channel has sent commands and waits for replies none of which has
+ * arrived yet.  fn must not use the channel.  A flush moves answered
+ * entries and claims the next one there, so that its file system work
+ * overlaps the server's. */
+typedef void (*deliver_idle_fn)(void *ctx);
+void deliver_set_idle(struct deliver_channel *ch, deliver_idle_fn fn, void *ctx);
+
 /* Read the answer to a message deliver_send_async() left pending, and
  * report it. */
 void deliver_settle(struct deliver_channel *ch);

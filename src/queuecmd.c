@@ -155,8 +155,11 @@ static bool group_has_settings(const struct flush_group *g, const struct queue_e
 	return true;
 }
 
+struct flush_run;
+
 /* One entry on its way: what its outcome needs, kept until the server
- * answered it (a flush sends the next entry before that answer comes). */
+ * answered it (a flush sends the next entry before that answer comes)
+ * and the entry was moved to its next state. */
 struct flush_job {
 	struct queue_claimed c;
 	struct props own, *p;    /* p: own, or the group's */
@@ -166,7 +169,33 @@ struct flush_job {
 	struct strlist keys, values;
 	struct submit_opts o;
 	struct submit_report rep;
+	/* from p: a group's p may be gone by the time the entry is moved */
+	bool keep_queue;
+	long queue_max_age;
 	struct flush_counts *n;
+	struct flush_run *run;
+	struct flush_job *next;  /* in flush_run.answered */
+};
+
+/* One flush.  While the server works on what was sent, the file system
+ * work is done (deliver_set_idle): answered entries are moved to their
+ * next state, and the entry after the one being sent is claimed, so that
+ * the next envelope can follow the end of this message at once. */
+struct flush_run {
+	const struct settings_layer *flusher;
+	const char *dir;
+	struct flush_counts *n;
+	struct queue_scan *scan;
+	struct strset seen;      /* ids claimed by this flush */
+	struct flush_group g;
+	/* the entry claimed ahead: ahead_k as queue_claim_next() returned */
+	bool have_ahead;
+	int ahead_k;
+	struct queue_claimed ahead;
+	struct err ahead_err;
+	bool exhausted;          /* no entry left to claim */
+	/* entries whose outcome is known, to be moved, oldest first */
+	struct flush_job *answered, **answered_tail;
 };
 
 /* Move the entry to its next state, count it, and free the job. */
@@ -174,7 +203,7 @@ static void job_settle(struct flush_job *j, enum queue_outcome how, const char *
 {
 	struct err fe = { 0 };
 	const char *id = j->c.meta.id;
-	if (queue_finish(&j->c, how, reason, j->p->keep_queue, j->p->queue_max_age, &fe) < 0) {
+	if (queue_finish(&j->c, how, reason, j->keep_queue, j->queue_max_age, &fe) < 0) {
 		log_warn("queue %s: %s", id, fe.msg);
 		j->n->problems++;
 	} else if (how == QUEUE_DONE) {
@@ -218,31 +247,100 @@ static void job_decide(struct flush_job *j)
 	job_settle(j, how, reason);
 }
 
+/* Move every answered entry to its next state. */
+static void run_settle_answered(struct flush_run *run)
+{
+	while (run->answered) {
+		struct flush_job *j = run->answered;
+		run->answered = j->next;
+		if (!run->answered)
+			run->answered_tail = &run->answered;
+		job_decide(j);
+	}
+}
+
+/* The server answered the entry: it is moved when the flush next waits
+ * for the server (or at its end).  The delay widens the window in which
+ * a crash means a duplicate (after the 250, before the removal) by one
+ * message at most. */
 static void job_outcome(void *ctx, int rc, const struct deliver_result *res, const struct err *e)
 {
 	struct flush_job *j = ctx;
+	struct flush_run *run = j->run;
 	submit_end(&j->o, &j->env, &j->m, rc, res, e, &j->rep);
-	job_decide(j);
+	j->next = NULL;
+	*run->answered_tail = j;
+	run->answered_tail = &j->next;
+}
+
+/* Claim the next entry into *c: 1 claimed, 0 none left, -1 the queue
+ * directory failed (e set). */
+static int run_claim(struct flush_run *run, struct queue_claimed *c, struct err *e)
+{
+	if (run->exhausted) {
+		memset(c, 0, sizeof *c);
+		c->fd = c->dirfd = -1;
+		return 0;
+	}
+	int k = queue_claim_next(run->dir, run->scan, c, e);
+	for (size_t i = 0; i < c->problems.n; i++) {
+		log_warn("queue: %s", c->problems.v[i]);
+		run->n->problems++;
+	}
+	/* an entry that could not be settled comes straight back: once per
+	 * flush is enough */
+	if (k > 0 && strset_has(&run->seen, c->meta.id)) {
+		log_warn("queue %s: could not be settled; left for the next flush", c->meta.id);
+		k = 0;
+	}
+	if (k > 0)
+		strset_add(&run->seen, c->meta.id);
+	else
+		run->exhausted = true;
+	return k;
+}
+
+/* deliver_idle_fn: the server is busy with what was sent. */
+static void run_idle(void *ctx)
+{
+	struct flush_run *run = ctx;
+	run_settle_answered(run);
+	if (!run->have_ahead) {
+		run->ahead_k = run_claim(run, &run->ahead, &run->ahead_err);
+		run->have_ahead = true;
+	}
+}
+
+/* The next entry: the one claimed ahead, else a new claim. */
+static int run_next(struct flush_run *run, struct queue_claimed *c, struct err *e)
+{
+	if (!run->have_ahead)
+		return run_claim(run, c, e);
+	run->have_ahead = false;
+	*c = run->ahead;
+	*e = run->ahead_err;
+	return run->ahead_k;
 }
 
 /* Send one claimed entry (taken over from *c); it is settled when the
  * server has answered, maybe during the next entry's sending. */
-static void flush_one(const struct settings_layer *flusher, const char *dir,
-		      struct queue_claimed *c, struct flush_group *g, struct flush_counts *n)
+static void flush_one(struct flush_run *run, struct queue_claimed *c)
 {
+	struct flush_group *g = &run->g;
 	struct flush_job *j = xcalloc(1, sizeof *j);
 	struct err e = { 0 };
 
 	j->c = *c;
 	memset(c, 0, sizeof *c);
 	c->fd = c->dirfd = -1;
-	j->n = n;
+	j->n = run->n;
+	j->run = run;
 	j->p = &j->own;
 	message_init(&j->m);
 	/* recipients refused for now after the others got it go back to the
 	 * queue as an entry of their own, with this entry's settings */
 	entry_settings(&j->c.meta, &j->keys, &j->values);
-	j->o = (struct submit_opts){ .queue_dir = dir, .queue_partial_only = true,
+	j->o = (struct submit_opts){ .queue_dir = run->dir, .queue_partial_only = true,
 				     .account = j->c.meta.account, .replay_keys = &j->keys,
 				     .replay_values = &j->values };
 	int ok = 0;
@@ -253,10 +351,14 @@ static void flush_one(const struct settings_layer *flusher, const char *dir,
 		g->messages++;
 	} else {
 		j->have_own = true; /* entry_props() initialises own in any case */
-		ok = entry_props(flusher, &j->c.meta, &j->own, &e);
-		if (ok == 0 && !(j->o.channel = group_channel(g, flusher, &j->c.meta, &j->own, &e)))
+		ok = entry_props(run->flusher, &j->c.meta, &j->own, &e);
+		if (ok == 0 && !(j->o.channel = group_channel(g, run->flusher, &j->c.meta, &j->own, &e)))
 			ok = -1;
+		if (ok == 0)
+			deliver_set_idle(j->o.channel, run_idle, run);
 	}
+	j->keep_queue = j->p->keep_queue;
+	j->queue_max_age = j->p->queue_max_age;
 	if (ok < 0 || queue_claimed_read(&j->c, NULL, &j->m, &e) < 0 ||
 	    entry_envelope(&j->c.meta, &j->env, &e) < 0) {
 		/* a setting or a file that no longer works: try again later,
@@ -275,42 +377,32 @@ static void flush_one(const struct settings_layer *flusher, const char *dir,
 int queuecmd_flush(const struct settings_layer *flusher, const char *dir, struct flush_counts *n,
 		   struct err *e)
 {
-	struct strset seen = { 0 };
-	struct flush_group g = { 0 };
-	struct queue_scan *scan = queue_scan_new();
+	struct flush_run run = { .flusher = flusher, .dir = dir, .n = n };
 	int k;
 
 	memset(n, 0, sizeof *n);
+	run.answered_tail = &run.answered;
 	int ok = queue_open_dir(dir, false, e);
-	if (ok <= 0) {
-		queue_scan_free(scan);
+	if (ok <= 0)
 		return ok; /* no queue: nothing to flush */
-	}
+	run.scan = queue_scan_new();
 	for (;;) {
 		struct queue_claimed c;
-		k = queue_claim_next(dir, scan, &c, e);
-		for (size_t i = 0; i < c.problems.n; i++) {
-			log_warn("queue: %s", c.problems.v[i]);
-			n->problems++;
-		}
-		/* an entry that could not be settled comes straight back:
-		 * once per flush is enough */
-		if (k > 0 && strset_has(&seen, c.meta.id)) {
-			log_warn("queue %s: could not be settled; left for the next flush", c.meta.id);
-			k = 0;
-		}
+		k = run_next(&run, &c, e);
 		if (k <= 0) {
 			queue_claimed_free(&c);
 			break;
 		}
-		strset_add(&seen, c.meta.id);
-		flush_one(flusher, dir, &c, &g, n);
+		flush_one(&run, &c);
 		queue_claimed_free(&c);
 	}
-	group_close(&g);
+	group_close(&run.g);
+	run_settle_answered(&run);
+	if (run.have_ahead) /* not reached: the loop ends on an empty claim */
+		queue_claimed_free(&run.ahead);
 	queue_sync_dir(dir);
-	queue_scan_free(scan);
-	strset_free(&seen);
+	queue_scan_free(run.scan);
+	strset_free(&run.seen);
 	return k;
 }
 

@@ -427,3 +427,17 @@ EOF2
 	grep -q 'Subject: m2' "$HOME"/q/*.queued
 	grep -q 'Subject: m3' "$SMTPD_DIR"/msg.*
 }
+
+@test "entries answered before the flush moves on to another server keep their own KeepQueue" {
+	export HOME="$BATS_TEST_TMPDIR"
+	smtpd_start
+	smtpd_start_named OTHER
+	queue_n 2 -O KeepQueue=true
+	printf 'Subject: other\n\nx\n' | "$SMTPSEND" --queue --queue-dir "$HOME/q" --host 127.0.0.1 \
+		--port "$OTHER_PORT" --from me@example.test o@example.test >/dev/null
+	run "$SMTPSEND" -q --queue-dir "$HOME/q"
+	[ "$status" -eq 0 ]
+	[ -e "$SMTPD_DIR/msg.2" ] && [ -e "$OTHER_DIR/msg.1" ]
+	[ "$(ls "$HOME/q" | grep -c '\.sent$')" -eq 2 ]
+	[ "$(ls -A "$HOME/q" | wc -l)" -eq 2 ]
+}
