@@ -188,7 +188,7 @@ struct flush_run {
 	struct queue_scan *scan;
 	struct strset seen;      /* ids claimed by this flush */
 	struct flush_group g;
-	/* the entry claimed ahead: ahead_k as queue_claim_next() returned */
+	/* the entry claimed ahead: ahead_k as run_claim() returned */
 	bool have_ahead;
 	int ahead_k;
 	struct queue_claimed ahead;
@@ -398,7 +398,7 @@ int queuecmd_flush(const struct settings_layer *flusher, const char *dir, struct
 	}
 	group_close(&run.g);
 	run_settle_answered(&run);
-	if (run.have_ahead) /* not reached: the loop ends on an empty claim */
+	if (run.have_ahead) /* claimed while the last group said QUIT: empty */
 		queue_claimed_free(&run.ahead);
 	queue_sync_dir(dir);
 	queue_scan_free(run.scan);
