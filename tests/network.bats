@@ -32,6 +32,23 @@ now_ms() {
 	echo $(($(date +%s%N) / 1000000))
 }
 
+# timed_run CMD...: bats' run, and elapsed set to its wall time in ms;
+# both are shown when the test fails
+timed_run() {
+	local t0
+	t0=$(now_ms)
+	run "$@"
+	elapsed=$(($(now_ms) - t0))
+	echo "$output"
+	echo "elapsed ${elapsed} ms"
+}
+
+# a message to localhost as the private hosts file resolves it
+send_localhost() {
+	with_hosts "$SMTPSEND" -v --host localhost --port "$SMTPD_PORT" --timeout 20 \
+		--from me@example.test a@example.test </dev/null
+}
+
 # send HOST [smtpsend args...]: a small raw message to HOST
 send() {
 	local host=$1
@@ -142,12 +159,7 @@ time.sleep(120)
 @test "both families, IPv6 refused: IPv4 delivers at once, and the trace shows the race" {
 	hosts '::1 localhost' '127.0.0.1 localhost'
 	smtpd_start
-	t0=$(now_ms)
-	run with_hosts "$SMTPSEND" -v --host localhost --port "$SMTPD_PORT" --timeout 20 \
-		--from me@example.test a@example.test </dev/null
-	elapsed=$(($(now_ms) - t0))
-	echo "$output"
-	echo "elapsed ${elapsed} ms"
+	timed_run send_localhost
 	[ "$status" -eq 0 ]
 	[ "$elapsed" -lt 5000 ]
 	[[ "$output" == *"*** trying [::1]"*"*** [::1]: connection refused"*"*** trying 127.0.0.1"* ]]
@@ -159,12 +171,7 @@ time.sleep(120)
 	hosts '::1 localhost' '127.0.0.1 localhost'
 	smtpd_start
 	blackhole ::1 "$SMTPD_PORT"
-	t0=$(now_ms)
-	run with_hosts "$SMTPSEND" -v --host localhost --port "$SMTPD_PORT" --timeout 20 \
-		--from me@example.test a@example.test </dev/null
-	elapsed=$(($(now_ms) - t0))
-	echo "$output"
-	echo "elapsed ${elapsed} ms"
+	timed_run send_localhost
 	[ "$status" -eq 0 ]
 	# 250 ms of attempt delay; far from the 20 s timeout even on a busy machine
 	[ "$elapsed" -ge 240 ]
@@ -177,11 +184,7 @@ time.sleep(120)
 	hosts '127.0.0.1 localhost' '::1 localhost'
 	smtpd_start "" --ipv6
 	blackhole 127.0.0.1 "$SMTPD_PORT"
-	t0=$(now_ms)
-	run with_hosts "$SMTPSEND" -v --host localhost --port "$SMTPD_PORT" --timeout 20 \
-		--from me@example.test a@example.test </dev/null
-	elapsed=$(($(now_ms) - t0))
-	echo "$output"
+	timed_run send_localhost
 	[ "$status" -eq 0 ]
 	[ "$elapsed" -lt 5000 ]
 	# IPv6 is tried first, whatever the order of the hosts file
@@ -203,11 +206,7 @@ time.sleep(120)
 
 @test "a black hole: exit 75 after the connect timeout, saying it timed out" {
 	blackhole 127.0.0.1 0
-	t0=$(now_ms)
-	run send 127.0.0.1 --port "$HOLE_PORT" --connect-timeout 2 --timeout 30 a@example.test
-	elapsed=$(($(now_ms) - t0))
-	echo "$output"
-	echo "elapsed ${elapsed} ms"
+	timed_run send 127.0.0.1 --port "$HOLE_PORT" --connect-timeout 2 --timeout 30 a@example.test
 	[ "$status" -eq 75 ]
 	[[ "$output" == *"error 201: cannot connect to 127.0.0.1 port $HOLE_PORT: 127.0.0.1: timed out (no connection within 2 s)"* ]]
 	[ "$elapsed" -ge 1900 ]
@@ -218,12 +217,8 @@ time.sleep(120)
 	hosts '127.0.0.2 dead.test' '127.0.0.3 dead.test'
 	blackhole 127.0.0.2 0
 	blackhole 127.0.0.3 "$HOLE_PORT"
-	t0=$(now_ms)
-	run with_hosts "$SMTPSEND" --host dead.test --port "$HOLE_PORT" --connect-timeout 2 \
+	timed_run with_hosts "$SMTPSEND" --host dead.test --port "$HOLE_PORT" --connect-timeout 2 \
 		--from me@example.test a@example.test </dev/null
-	elapsed=$(($(now_ms) - t0))
-	echo "$output"
-	echo "elapsed ${elapsed} ms"
 	[ "$status" -eq 75 ]
 	[[ "$output" == *"127.0.0."[23]": timed out; 127.0.0."[23]": timed out (no connection within 2 s)"* ]]
 	[ "$elapsed" -ge 1900 ]
@@ -250,11 +245,7 @@ EOF
 
 @test "a trickling server: the inactivity timeout alone lets the session go on past Timeout" {
 	smtpd_start "$(trickler)"
-	t0=$(now_ms)
-	run send 127.0.0.1 --port "$SMTPD_PORT" --timeout 2 a@example.test
-	elapsed=$(($(now_ms) - t0))
-	echo "$output"
-	echo "elapsed ${elapsed} ms"
+	timed_run send 127.0.0.1 --port "$SMTPD_PORT" --timeout 2 a@example.test
 	[ "$status" -eq 0 ]
 	[ "$elapsed" -ge 4000 ]
 	[ -f "$SMTPD_DIR/msg.1" ]
@@ -262,11 +253,7 @@ EOF
 
 @test "a trickling server: AbsoluteTimeout ends the run at Timeout, exit 75" {
 	smtpd_start "$(trickler)"
-	t0=$(now_ms)
-	run send 127.0.0.1 --port "$SMTPD_PORT" --timeout 2 -O AbsoluteTimeout=true a@example.test
-	elapsed=$(($(now_ms) - t0))
-	echo "$output"
-	echo "elapsed ${elapsed} ms"
+	timed_run send 127.0.0.1 --port "$SMTPD_PORT" --timeout 2 -O AbsoluteTimeout=true a@example.test
 	[ "$status" -eq 75 ]
 	[[ "$output" == *"error 201: the whole run exceeded Timeout (2 s, AbsoluteTimeout) waiting for 127.0.0.1 [127.0.0.1]:$SMTPD_PORT"* ]]
 	[ "$elapsed" -ge 1900 ]
@@ -277,10 +264,7 @@ EOF
 @test "AbsoluteTimeout also bounds the connect and the TLS handshake" {
 	printf 'absolute_timeout true\n' >"$HOME/.smtpsendrc"
 	blackhole 127.0.0.1 0
-	t0=$(now_ms)
-	run send 127.0.0.1 --port "$HOLE_PORT" --timeout 2 --connect-timeout 30 a@example.test
-	elapsed=$(($(now_ms) - t0))
-	echo "$output"
+	timed_run send 127.0.0.1 --port "$HOLE_PORT" --timeout 2 --connect-timeout 30 a@example.test
 	[ "$status" -eq 75 ]
 	[[ "$output" == *"error 201: the whole run exceeded Timeout (2 s, AbsoluteTimeout) connecting to 127.0.0.1 port $HOLE_PORT: 127.0.0.1: timed out"* ]]
 	[ "$elapsed" -lt 3500 ]
@@ -314,12 +298,8 @@ bigmsg() {
 	smtpd_start
 	bigmsg "$BATS_TEST_TMPDIR/big" 30000
 	printf 'max_transfer_rate 1000000\n' >"$HOME/.smtpsendrc"
-	t0=$(now_ms)
-	run "$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test a@example.test \
+	timed_run "$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test a@example.test \
 		<"$BATS_TEST_TMPDIR/big"
-	elapsed=$(($(now_ms) - t0))
-	echo "$output"
-	echo "rate-limited: elapsed ${elapsed} ms"
 	[ "$status" -eq 0 ]
 	size=$(stat -c %s "$SMTPD_DIR/msg.1")
 	[ "$size" -ge 3000000 ]
@@ -327,11 +307,8 @@ bigmsg() {
 	[ "$elapsed" -le 3300 ]
 
 	rm "$HOME/.smtpsendrc"
-	t0=$(now_ms)
-	run "$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test a@example.test \
+	timed_run "$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test a@example.test \
 		<"$BATS_TEST_TMPDIR/big"
-	elapsed=$(($(now_ms) - t0))
-	echo "unlimited: elapsed ${elapsed} ms"
 	[ "$status" -eq 0 ]
 	# the same body either way (the added Date and Message-ID differ)
 	cmp <(tail -c 3000000 "$SMTPD_DIR/msg.1") <(tail -c 3000000 "$SMTPD_DIR/msg.2")
@@ -342,12 +319,8 @@ bigmsg() {
 	smtpd_start
 	# 200 kB at 50 kB/s is 4 s; one 64 KiB buffer alone takes 1.3 s
 	bigmsg "$BATS_TEST_TMPDIR/big" 2000
-	t0=$(now_ms)
-	run "$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test --timeout 1 \
+	timed_run "$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test --timeout 1 \
 		--max-rate 50000 a@example.test <"$BATS_TEST_TMPDIR/big"
-	elapsed=$(($(now_ms) - t0))
-	echo "$output"
-	echo "elapsed ${elapsed} ms"
 	[ "$status" -eq 0 ]
 	[ "$elapsed" -ge 3600 ]
 	[ -f "$SMTPD_DIR/msg.1" ]
@@ -356,12 +329,8 @@ bigmsg() {
 @test "MaxTransferRate with AbsoluteTimeout: the body stops at Timeout, exit 75" {
 	smtpd_start
 	bigmsg "$BATS_TEST_TMPDIR/big" 2000
-	t0=$(now_ms)
-	run "$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test --timeout 2 \
+	timed_run "$SMTPSEND" --host 127.0.0.1 --port "$SMTPD_PORT" --from me@example.test --timeout 2 \
 		-O AbsoluteTimeout=true -O MaxTransferRate=20000 a@example.test <"$BATS_TEST_TMPDIR/big"
-	elapsed=$(($(now_ms) - t0))
-	echo "$output"
-	echo "elapsed ${elapsed} ms"
 	[ "$status" -eq 75 ]
 	[[ "$output" == *"the whole run exceeded Timeout (2 s, AbsoluteTimeout) sending to 127.0.0.1"* ]]
 	[ "$elapsed" -ge 1900 ]
